@@ -1,0 +1,1 @@
+"""Dataset layout (MotionMillion), importers and caption recipes, splits, statistics, packed store."""

@@ -1,0 +1,1 @@
+"""Evaluator model, metric functions, evaluation runners and reports."""

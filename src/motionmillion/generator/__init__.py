@@ -1,0 +1,1 @@
+"""Text-to-motion generator: text encoders, the LLaMA prefix-LM, training and sampling."""

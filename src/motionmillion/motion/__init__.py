@@ -1,0 +1,33 @@
+"""The motion library: skeleton, rotations, the 272 representation, kinematics, normalisation, BVH.
+
+Numpy only (no torch at import time).
+"""
+
+from motionmillion.motion.kinematics import (
+    fit_offsets,
+    forward_kinematics,
+    global_to_local,
+    local_to_global,
+    rotations_from_positions,
+)
+from motionmillion.motion.motion import Motion
+from motionmillion.motion.normalization import Normalizer, compute_mean_std
+from motionmillion.motion.representation import (
+    FEATURE_DIM,
+    InvalidMotionError,
+    canonicalize,
+    decode_joints,
+    decode_rotations,
+    encode_272,
+    mirror_272,
+    validate_features,
+)
+from motionmillion.motion.skeleton import FPS, JOINT_NAMES, KINEMATIC_CHAINS, NUM_JOINTS, PARENTS
+
+__all__ = [
+    "FEATURE_DIM", "FPS", "JOINT_NAMES", "KINEMATIC_CHAINS", "NUM_JOINTS", "PARENTS",
+    "InvalidMotionError", "Motion", "Normalizer",
+    "canonicalize", "compute_mean_std", "decode_joints", "decode_rotations", "encode_272",
+    "fit_offsets", "forward_kinematics", "global_to_local", "local_to_global", "mirror_272",
+    "rotations_from_positions", "validate_features",
+]  # fmt: skip

@@ -1,0 +1,1 @@
+"""Foot contact, foot-sliding removal, smoothing and floor alignment."""

@@ -1,0 +1,1 @@
+"""FSQ motion tokenizer with wavelet patching: model, training, evaluation, dataset encoding."""
