@@ -92,7 +92,7 @@ def encode_272(joints: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     features[:, HEADING] = matrix_to_6d(np.eye(3))
     features[1:, HEADING] = matrix_to_6d(yaw_matrix(heading[1:] - heading[:-1]))
     features[:, POSITIONS] = local.reshape(num_frames, -1)
-    features[1:, VELOCITIES] = (local[1:] - local[:-1]).reshape(num_frames - 1, -1)
+    features[1:, VELOCITIES] = (local[1:] - local[:-1]).reshape(num_frames - 1, 3 * NUM_JOINTS)
     rot = rotations.copy()
     rot[:, 0] = deheading @ rotations[:, 0]
     features[:, ROTATIONS] = matrix_to_6d(rot).reshape(num_frames, -1)
