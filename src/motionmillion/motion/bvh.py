@@ -1,0 +1,577 @@
+"""BVH in and out: parse any rig, map it to the 22 SMPL joints, resample to 30 fps; write 272 motions as BVH.
+
+Reading::
+
+    data = read_bvh("clip.bvh")                       # raw hierarchy + channel values
+    joints, fps = load_bvh_joints("clip.bvh")         # (T, 22, 3) metres, Y up, 30 fps
+    features = bvh_to_features("clip.bvh")            # (T, 272)
+
+Writing (SMPL joint names, rotations straight from the representation, no IK)::
+
+    write_bvh("out.bvh", features, fps=30.0)
+
+BVH semantics used here (the common ones, as in Blender and MotionBuilder): a joint's local transform
+is translate(offset) * rotate(channels), where position channels, when a joint has them, *replace*
+the offset (Bandai files carry position channels on every joint that repeat the offsets), and the
+rotation channels compose intrinsically in the order listed, e.g. "Zrotation Xrotation Yrotation"
+means R = Rz Rx Ry acting on column vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from motionmillion.motion.kinematics import fit_offsets, rotations_from_positions
+from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
+from motionmillion.motion.rigs import RIGS, RigMapping, detect_rig, resolve_rig
+from motionmillion.motion.rotations import euler_to_matrix, matrix_to_euler
+from motionmillion.motion.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, children
+
+_POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
+_ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
+_ALL_CHANNELS = {c.lower(): c for c in _POSITION_CHANNELS + _ROTATION_CHANNELS}
+
+
+class BVHError(ValueError):
+    """A BVH file that cannot be read or mapped; the message starts with the file path."""
+
+
+@dataclass
+class BVHData:
+    """A parsed BVH file: the joint tree (End Sites kept apart) and the raw channel values.
+
+    ``names``/``parents``/``offsets``/``channels`` are per joint, in file order (depth first, so a
+    parent always comes before its children). ``frames`` holds all channel values, joint after joint
+    in file order, each joint's channels in its own order. ``end_sites`` are (parent joint index,
+    offset) pairs.
+    """
+
+    path: Path
+    names: list[str]
+    parents: np.ndarray  # (J,) int, -1 for roots
+    offsets: np.ndarray  # (J, 3) in file units
+    channels: list[tuple[str, ...]]
+    frame_time: float
+    frames: np.ndarray  # (T, total channels) float64
+    end_sites: list[tuple[int, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def fps(self) -> float:
+        """Header frame rate, snapped to a whole number when the header rounds it (0.0333333 -> 30)."""
+        fps = 1.0 / self.frame_time
+        return float(round(fps)) if abs(fps - round(fps)) < 1e-4 * fps else fps
+
+    def channel_start(self) -> np.ndarray:
+        """Column of each joint's first channel in ``frames``."""
+        return np.concatenate([[0], np.cumsum([len(c) for c in self.channels])[:-1]]).astype(int)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise BVHError(f"{self.path}: no joint named {name!r}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Parsing
+# ------------------------------------------------------------------------------------------------
+
+
+class _Tokens:
+    """Whitespace tokens of the HIERARCHY section with line numbers, for errors that point somewhere."""
+
+    def __init__(self, path: Path, lines: list[str]):
+        self.path = path
+        self.items = [(tok, n + 1) for n, line in enumerate(lines) for tok in line.split()]
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.items[self.pos][0] if self.pos < len(self.items) else None
+
+    def line(self) -> int:
+        return self.items[min(self.pos, len(self.items) - 1)][1] if self.items else 0
+
+    def error(self, problem: str) -> BVHError:
+        return BVHError(f"{self.path}: line {self.line()}: {problem}")
+
+    def next(self, what: str) -> str:
+        if self.pos >= len(self.items):
+            raise BVHError(f"{self.path}: unexpected end of the hierarchy while reading {what}")
+        tok = self.items[self.pos][0]
+        self.pos += 1
+        return tok
+
+    def expect(self, word: str) -> None:
+        tok = self.next(repr(word))
+        if tok.upper() != word.upper():
+            self.pos -= 1
+            raise self.error(f"expected {word!r}, found {tok!r}")
+
+    def number(self, what: str) -> float:
+        tok = self.next(what)
+        try:
+            value = float(tok)
+        except ValueError:
+            self.pos -= 1
+            raise self.error(f"expected a number for {what}, found {tok!r}") from None
+        if not math.isfinite(value):
+            self.pos -= 1
+            raise self.error(f"{what} is not finite ({tok})")
+        return value
+
+
+def _parse_joint(tokens: _Tokens, name: str, parent: int, out: dict) -> None:
+    index = len(out["names"])
+    if name in out["names"]:
+        raise tokens.error(f"joint name {name!r} appears twice")
+    out["names"].append(name)
+    out["parents"].append(parent)
+    tokens.expect("{")
+    tokens.expect("OFFSET")
+    out["offsets"].append([tokens.number(f"the OFFSET of {name}") for _ in range(3)])
+    if (tokens.peek() or "").upper() != "CHANNELS":
+        raise tokens.error(f"joint {name!r} has no CHANNELS line")
+    tokens.next("CHANNELS")
+    count_tok = tokens.next("the channel count")
+    if not count_tok.isdigit():
+        raise tokens.error(f"joint {name!r}: channel count must be an integer, found {count_tok!r}")
+    channels = []
+    for _ in range(int(count_tok)):
+        tok = tokens.next(f"the channels of {name}")
+        if tok.lower() not in _ALL_CHANNELS:
+            raise tokens.error(f"joint {name!r}: unknown channel {tok!r} (missing channels?)")
+        channels.append(_ALL_CHANNELS[tok.lower()])
+    if len(set(channels)) != len(channels):
+        raise tokens.error(f"joint {name!r} lists a channel twice: {' '.join(channels)}")
+    out["channels"].append(tuple(channels))
+    while True:
+        tok = tokens.next(f"the children of {name}")
+        upper = tok.upper()
+        if upper == "}":
+            return
+        if upper == "JOINT":
+            _parse_joint(tokens, tokens.next("a joint name"), index, out)
+        elif upper == "END":
+            tokens.expect("Site")
+            tokens.expect("{")
+            tokens.expect("OFFSET")
+            offset = np.array([tokens.number(f"the End Site OFFSET under {name}") for _ in range(3)])
+            tokens.expect("}")
+            out["end_sites"].append((index, offset))
+        else:
+            tokens.pos -= 1
+            raise tokens.error(f"expected JOINT, End Site or '}}' inside {name!r}, found {tok!r}")
+
+
+def read_bvh(path: str | Path) -> BVHData:
+    """Parse a BVH file of any rig; raise :class:`BVHError` ("<path>: <problem>") on anything wrong.
+
+    Checks: hierarchy syntax, every joint has a CHANNELS line with known channel names, at least one
+    frame, a positive frame time, exactly ``Frames`` lines of exactly the channel count of values,
+    all values finite.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise BVHError(f"{path}: cannot read the file ({err.strerror or err})") from err
+    lines = text.splitlines()
+    motion_line = next((n for n, line in enumerate(lines) if line.strip().upper() == "MOTION"), None)
+    if motion_line is None:
+        raise BVHError(f"{path}: no MOTION section (not a BVH file, or truncated)")
+
+    tokens = _Tokens(path, lines[:motion_line])
+    tokens.expect("HIERARCHY")
+    tree: dict = {"names": [], "parents": [], "offsets": [], "channels": [], "end_sites": []}
+    while tokens.peek() is not None:
+        tokens.expect("ROOT")
+        _parse_joint(tokens, tokens.next("the root name"), -1, tree)
+    if not tree["names"]:
+        raise BVHError(f"{path}: the hierarchy has no ROOT joint")
+
+    # MOTION header: "Frames: N" and "Frame Time: dt" (tolerating extra spaces).
+    header = lines[motion_line + 1 : motion_line + 3]
+    frames_match = re.fullmatch(r"\s*Frames\s*:\s*(\S+)\s*", header[0]) if header else None
+    time_match = re.fullmatch(r"\s*Frame\s+Time\s*:\s*(\S+)\s*", header[1]) if len(header) > 1 else None
+    if frames_match is None or time_match is None:
+        raise BVHError(f"{path}: line {motion_line + 2}: expected 'Frames: N' and 'Frame Time: dt' after MOTION")
+    try:
+        num_frames = int(frames_match.group(1))
+        frame_time = float(time_match.group(1))
+    except ValueError:
+        raise BVHError(f"{path}: unreadable Frames/Frame Time values {header}") from None
+    if num_frames <= 0:
+        raise BVHError(f"{path}: the motion has zero frames")
+    if not (math.isfinite(frame_time) and frame_time > 0):
+        raise BVHError(f"{path}: Frame Time must be a positive number, got {time_match.group(1)}")
+
+    num_channels = sum(len(c) for c in tree["channels"])
+    data_lines = [line for line in lines[motion_line + 3 :] if line.strip()]
+    if len(data_lines) != num_frames:
+        raise BVHError(f"{path}: the header says {num_frames} frames but the file has {len(data_lines)} frame lines")
+    try:
+        values = np.array(" ".join(data_lines).split(), dtype=np.float64)
+    except ValueError:
+        bad_line = next(n for n, line in enumerate(data_lines) if not _all_numbers(line))
+        raise BVHError(f"{path}: frame {bad_line}: a value is not a number") from None
+    if values.size != num_frames * num_channels:
+        counts = [len(line.split()) for line in data_lines]
+        bad = next(n for n, c in enumerate(counts) if c != num_channels)
+        raise BVHError(
+            f"{path}: frame {bad} has {counts[bad]} values but the hierarchy declares {num_channels} channels"
+        )
+    frames = values.reshape(num_frames, num_channels)
+    bad = ~np.isfinite(frames)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise BVHError(f"{path}: {bad.sum()} NaN/infinite values in {len(rows)} frame(s), first at frame {rows[0]}")
+    return BVHData(
+        path=path,
+        names=tree["names"],
+        parents=np.array(tree["parents"], dtype=int),
+        offsets=np.array(tree["offsets"], dtype=np.float64).reshape(-1, 3),
+        channels=tree["channels"],
+        frame_time=frame_time,
+        frames=frames,
+        end_sites=tree["end_sites"],
+    )
+
+
+def _all_numbers(line: str) -> bool:
+    try:
+        [float(v) for v in line.split()]
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# Local transforms, resampling, forward kinematics
+# ------------------------------------------------------------------------------------------------
+
+
+def local_transforms(data: BVHData, joints: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame local rotations (T, J, 3, 3) and translations (T, J, 3) of the given joints (default all).
+
+    Rotations compose the rotation channels intrinsically in file order; translations are the offset
+    with any position channels replacing the corresponding components.
+    """
+    joints = list(range(len(data.names))) if joints is None else joints
+    starts = data.channel_start()
+    num_frames = data.num_frames
+    rotations = np.tile(np.eye(3), (num_frames, len(joints), 1, 1))
+    translations = np.tile(data.offsets[joints], (num_frames, 1, 1))
+    for k, j in enumerate(joints):
+        chans = data.channels[j]
+        cols = {c: starts[j] + i for i, c in enumerate(chans)}
+        for axis, c in enumerate(_POSITION_CHANNELS):
+            if c in cols:
+                translations[:, k, axis] = data.frames[:, cols[c]]
+        rot = [c for c in chans if c in _ROTATION_CHANNELS]
+        if rot:
+            order = "".join(c[0] for c in rot)
+            angles = data.frames[:, [cols[c] for c in rot]]
+            # Fewer than three rotation channels: pad with zero angles about the missing axes.
+            missing = [a for a in "XYZ" if a not in order]
+            order += "".join(missing)
+            angles = np.concatenate([angles, np.zeros((num_frames, len(missing)))], axis=1)
+            rotations[:, k] = euler_to_matrix(angles, order)
+    return rotations, translations
+
+
+def resample_local(
+    rotations: np.ndarray, translations: np.ndarray, source_fps: float, target_fps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample local rotations (Slerp) and translations (linear) to ``target_fps``.
+
+    Done on the local state before forward kinematics, so every resampled pose is a pose of the same
+    rigid skeleton. The new frames sample [0, (T-1)/source_fps] every 1/target_fps seconds.
+    """
+    from scipy.spatial.transform import Rotation, Slerp
+
+    num_frames, num_joints = rotations.shape[:2]
+    times = np.arange(num_frames) / source_fps
+    duration = times[-1]
+    new_times = np.arange(int(math.floor(duration * target_fps + 1e-6)) + 1) / target_fps
+    new_times = np.minimum(new_times, duration)
+    if num_frames == 1:
+        return rotations.copy(), translations.copy()
+    new_rot = np.empty((len(new_times), num_joints, 3, 3))
+    for j in range(num_joints):
+        slerp = Slerp(times, Rotation.from_matrix(rotations[:, j]))
+        new_rot[:, j] = slerp(new_times).as_matrix()
+    new_trans = np.empty((len(new_times), num_joints, 3))
+    for j in range(num_joints):
+        for axis in range(3):
+            new_trans[:, j, axis] = np.interp(new_times, times, translations[:, j, axis])
+    return new_rot, new_trans
+
+
+def _forward_kinematics(
+    parents: np.ndarray, rotations: np.ndarray, translations: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """World positions and orientations (T, J, 3) / (T, J, 3, 3) of a tree given in parent-first order."""
+    num_frames, num_joints = rotations.shape[:2]
+    positions = np.empty((num_frames, num_joints, 3))
+    orientations = np.empty_like(rotations)
+    for j in range(num_joints):
+        p = parents[j]
+        if p < 0:
+            positions[:, j] = translations[:, j]
+            orientations[:, j] = rotations[:, j]
+        else:
+            positions[:, j] = positions[:, p] + np.einsum("tij,tj->ti", orientations[:, p], translations[:, j])
+            orientations[:, j] = orientations[:, p] @ rotations[:, j]
+    return positions, orientations
+
+
+# ------------------------------------------------------------------------------------------------
+# Mapping to the 22 SMPL joints, units, axes
+# ------------------------------------------------------------------------------------------------
+
+# Candidate units: metres per file unit. Chosen by the head-to-ankle chain length (see _detect_unit).
+UNITS: dict[str, float] = {"metres": 1.0, "centimetres": 0.01, "inches": 0.0254, "millimetres": 0.001}
+# Sum of bone lengths head-neck-spine3-spine2-spine1-pelvis-hip-knee-ankle of an adult, metres.
+_TYPICAL_CHAIN_LENGTH = 1.5
+_UNIT_CHAIN = (15, 12, 9, 6, 3, 0, 1, 4, 7)
+
+# Rotations taking a source up axis to +Y (right-handed, so left/right are preserved).
+_UP_AXIS_TO_Y: dict[str, np.ndarray] = {
+    "y": np.eye(3),
+    "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
+    "x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # (x, y, z) -> (-y, x, z)
+}
+
+
+def detect_unit(joints: np.ndarray) -> tuple[str, float]:
+    """Guess the file unit from the mapped skeleton; return (unit name, metres per unit).
+
+    The summed bone lengths of the head-to-left-ankle chain (head, neck, spine3..1, pelvis, hip,
+    knee, ankle) are pose independent and about 1.5 m for an adult (1.0-1.8 m from children to tall
+    adults). The unit whose conversion lands closest to 1.5 m on a log scale wins: ~1.5 means metres,
+    ~59 inches, ~150 centimetres, ~1500 millimetres. The decision boundaries (e.g. ~94 between
+    inches and centimetres) sit far from any human size in either unit.
+    """
+    chain = joints[:, list(_UNIT_CHAIN)]
+    length = float(np.median(np.linalg.norm(np.diff(chain, axis=1), axis=-1).sum(axis=1)))
+    if not length > 0:
+        raise ValueError("cannot detect the unit of a skeleton with zero size")
+    name = min(UNITS, key=lambda u: abs(math.log(length * UNITS[u] / _TYPICAL_CHAIN_LENGTH)))
+    return name, UNITS[name]
+
+
+def map_to_smpl(data: BVHData, rig: RigMapping, positions: np.ndarray, end_positions: np.ndarray) -> np.ndarray:
+    """Evaluate the rig's definitions on world positions -> (T, 22, 3) in file units and axes."""
+    out = np.empty((positions.shape[0], NUM_JOINTS, 3))
+    for j, smpl_name in enumerate(JOINT_NAMES):
+        points = []
+        for ref in rig.sources(smpl_name):
+            if ref.end_site:
+                index = _end_site_of(data, ref.joint)
+                points.append(end_positions[:, index])
+            else:
+                points.append(positions[:, _joint_index(data, ref.joint)])
+        out[:, j] = np.mean(points, axis=0)
+    return out
+
+
+def _joint_index(data: BVHData, name: str) -> int:
+    lowered = [n.lower() for n in data.names]
+    try:
+        return lowered.index(name.lower())
+    except ValueError:
+        raise BVHError(f"{data.path}: the rig needs a joint {name!r} that the file does not have") from None
+
+
+def _end_site_of(data: BVHData, name: str) -> int:
+    joint = _joint_index(data, name)
+    for k, (parent, _) in enumerate(data.end_sites):
+        if parent == joint:
+            return k
+    raise BVHError(f"{data.path}: the rig needs an End Site under {name!r}, which has none")
+
+
+def load_bvh_joints(
+    path: str | Path,
+    rig: str | RigMapping | None = None,
+    source_fps: float | None = None,
+    target_fps: float = FPS,
+    unit_scale: float | None = None,
+    up_axis: str | None = None,
+) -> tuple[np.ndarray, float]:
+    """Load a BVH file as the 22 SMPL joints: (T, 22, 3) world positions in metres, Y up, ``target_fps``.
+
+    Args:
+        path: the BVH file.
+        rig: a name in :data:`motionmillion.motion.rigs.RIGS`, a :class:`RigMapping`, or None to detect.
+        source_fps: the file's true frame rate; overrides the header (CMU salsa says 120 but is 60).
+        target_fps: output frame rate. Local rotations are Slerp-resampled and root/joint
+            translations linearly resampled *before* forward kinematics, so bones stay rigid.
+        unit_scale: metres per file unit; None detects it from the skeleton size (see
+            :func:`detect_unit`: metres, centimetres, inches or millimetres).
+        up_axis: "y", "z" or "x", the source's up axis; None uses the rig's (Bandai, CMU: "y").
+            Converted with a proper rotation, so the body's left stays its left.
+
+    Returns:
+        (joints, source_fps): joints in metres, and the frame rate the file was read at.
+    """
+    data = read_bvh(path)
+    mapping = _rig_for(data, rig)
+    fps = float(source_fps) if source_fps is not None else data.fps
+    if not (math.isfinite(fps) and fps > 0):
+        raise BVHError(f"{data.path}: source fps must be positive, got {fps}")
+    up = (up_axis or mapping.up_axis).lower()
+    if up not in _UP_AXIS_TO_Y:
+        raise BVHError(f"{data.path}: unknown up axis {up!r} (use one of {sorted(_UP_AXIS_TO_Y)})")
+
+    # Only the referenced joints and their ancestors need transforms.
+    needed = set()
+    for ref in mapping.all_sources():
+        j = _joint_index(data, ref.joint)
+        if ref.end_site:
+            _end_site_of(data, ref.joint)
+        while j >= 0 and j not in needed:
+            needed.add(j)
+            j = int(data.parents[j])
+    subset = sorted(needed)  # file order is parent-first, and so is any sorted subset of ancestors
+    remap = {j: k for k, j in enumerate(subset)}
+    parents = np.array([remap.get(int(data.parents[j]), -1) for j in subset])
+
+    rotations, translations = local_transforms(data, subset)
+    if abs(fps - target_fps) > 1e-6:
+        rotations, translations = resample_local(rotations, translations, fps, target_fps)
+    positions_sub, orientations_sub = _forward_kinematics(parents, rotations, translations)
+
+    # Scatter back to full joint indexing (unused joints stay NaN and are never read).
+    positions = np.full((len(positions_sub), len(data.names), 3), np.nan)
+    positions[:, subset] = positions_sub
+    end_positions = np.full((len(positions_sub), len(data.end_sites), 3), np.nan)
+    for k, (parent, offset) in enumerate(data.end_sites):
+        if parent in remap:
+            end_positions[:, k] = positions_sub[:, remap[parent]] + orientations_sub[:, remap[parent]] @ offset
+
+    joints = map_to_smpl(data, mapping, positions, end_positions)
+    joints = joints @ _UP_AXIS_TO_Y[up].T
+    if unit_scale is None:
+        try:
+            _, unit_scale = detect_unit(joints)
+        except ValueError as err:
+            raise BVHError(f"{data.path}: {err}") from None
+    joints = joints * float(unit_scale)
+    if not np.isfinite(joints).all():
+        raise BVHError(f"{data.path}: forward kinematics produced non-finite positions")
+    return joints, fps
+
+
+def _rig_for(data: BVHData, rig: str | RigMapping | None) -> RigMapping:
+    if isinstance(rig, RigMapping):
+        return rig
+    try:
+        return resolve_rig(rig) if rig is not None else RIGS[detect_rig(data.names)]
+    except ValueError as err:
+        raise BVHError(f"{data.path}: {err}") from None
+
+
+def bvh_to_features(
+    path: str | Path,
+    rig: str | RigMapping | None = None,
+    source_fps: float | None = None,
+    target_fps: float = FPS,
+    unit_scale: float | None = None,
+    up_axis: str | None = None,
+) -> np.ndarray:
+    """BVH -> (T, 272) features: :func:`load_bvh_joints`, rotations from positions, :func:`encode_272`."""
+    joints, _ = load_bvh_joints(path, rig, source_fps, target_fps, unit_scale, up_axis)
+    return encode_272(joints, rotations_from_positions(joints))
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------
+
+# Written channel order: R = Rz Ry Rx (intrinsic), the same for every joint.
+WRITE_ROTATION_ORDER = "ZYX"
+_END_SITE_LENGTH = {"head": 0.10, "left_foot": 0.04, "right_foot": 0.04, "left_wrist": 0.08, "right_wrist": 0.08}
+
+
+def write_bvh(path: str | Path, features: np.ndarray, fps: float = FPS, unit_scale: float = 1.0) -> Path:
+    """Write a 272 motion as a BVH file with the 22 SMPL joint names (atomic write).
+
+    The skeleton is the least-squares rigid fit of the motion (:func:`fit_offsets`); the root has
+    OFFSET 0 0 0 and absolute position channels (the world pelvis position, so the pelvis offset is
+    not added twice as in the reference exporter); every joint's rotation is taken from the
+    representation (no IK) and written as "Zrotation Yrotation Xrotation". ``unit_scale`` is file
+    units per metre (100 writes centimetres).
+    """
+    from motionmillion.utils.io import atomic_write_text
+
+    features = validate_features(features, path)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    rotations, root_positions = decode_rotations(features)
+    joints = decode_joints(features)
+    offsets = fit_offsets(joints, rotations) * unit_scale
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Gimbal lock detected")
+        euler = matrix_to_euler(rotations, WRITE_ROTATION_ORDER)  # (T, 22, 3) degrees
+
+    rot_channels = " ".join(f"{axis}rotation" for axis in WRITE_ROTATION_ORDER)
+    out = ["HIERARCHY"]
+
+    def write_joint(j: int, depth: int) -> None:
+        pad = "  " * depth
+        kind = "ROOT" if j == 0 else "JOINT"
+        out.append(f"{pad}{kind} {JOINT_NAMES[j]}")
+        out.append(f"{pad}{{")
+        offset = np.zeros(3) if j == 0 else offsets[j]
+        out.append(f"{pad}  OFFSET {offset[0]:.6f} {offset[1]:.6f} {offset[2]:.6f}")
+        if j == 0:
+            out.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition {rot_channels}")
+        else:
+            out.append(f"{pad}  CHANNELS 3 {rot_channels}")
+        kids = children(j)
+        for child in kids:
+            write_joint(child, depth + 1)
+        if not kids:
+            # End Site continues the joint's own bone direction, for viewers.
+            direction = offsets[j] / max(np.linalg.norm(offsets[j]), 1e-9)
+            end = direction * _END_SITE_LENGTH.get(JOINT_NAMES[j], 0.05) * unit_scale
+            out.append(f"{pad}  End Site")
+            out.append(f"{pad}  {{")
+            out.append(f"{pad}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}")
+            out.append(f"{pad}  }}")
+        out.append(f"{pad}}}")
+
+    write_joint(0, 0)
+    # Channel values in the order the joints appear in the hierarchy (depth first).
+    order = _depth_first(0)
+    values = np.concatenate([root_positions * unit_scale, euler[:, order].reshape(len(features), -1)], axis=1)
+    out.append("MOTION")
+    out.append(f"Frames: {len(features)}")
+    out.append(f"Frame Time: {1.0 / fps:.8f}")
+    out.extend(" ".join(f"{v:.6f}" for v in row) for row in values)
+    atomic_write_text(path, "\n".join(out) + "\n")
+    return Path(path)
+
+
+def _depth_first(j: int) -> list[int]:
+    order = [j]
+    for child in children(j):
+        order += _depth_first(child)
+    return order
+
+
+__all__ = [
+    "BVHData", "BVHError", "UNITS", "bvh_to_features", "detect_unit", "load_bvh_joints",
+    "local_transforms", "read_bvh", "resample_local", "write_bvh",
+]  # fmt: skip
