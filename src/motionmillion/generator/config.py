@@ -1,0 +1,213 @@
+"""Typed configs for the text-to-motion prefix-LM: model presets and training settings.
+
+The paper's presets (``llama_configs`` in the reference ``model_hf.py``) keep their exact shapes;
+``cpu-tiny`` / ``cpu-small`` are sized for tests and CPU training. ``codebook_size`` and ``text_dim``
+come from the tokenizer and the text encoder, so a preset only fixes the transformer's shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from motionmillion.generator.text_encoders import DEFAULT_TEXT_ENCODER
+
+
+def round_up(value: int, multiple: int) -> int:
+    return ((value + multiple - 1) // multiple) * multiple
+
+
+@dataclass
+class GeneratorConfig:
+    """Shape of the prefix-LM. ``vocab_size = codebook_size + 2``: END = codebook_size, PAD = +1."""
+
+    preset: str = "cpu-small"
+    n_layer: int = 8
+    n_head: int = 6
+    n_embd: int = 384
+    codebook_size: int = 512
+    text_dim: int = 384
+    max_text_tokens: int = 150  # text prefix budget (the paper truncates flan-T5 to 150 tokens)
+    max_motion_tokens: int = 150  # + END; 300 frames at 2 frames per token
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    # Classifier-free guidance: with cond_drop_prob > 0 the model learns a "null" prefix that sampling
+    # uses as the unconditional branch. 0 reproduces the paper (no null prefix, no guidance).
+    cond_drop_prob: float = 0.1
+    default_guidance: float = 1.0
+    gradient_checkpointing: bool = False
+
+    @property
+    def vocab_size(self) -> int:
+        return self.codebook_size + 2
+
+    @property
+    def end_id(self) -> int:
+        return self.codebook_size
+
+    @property
+    def pad_id(self) -> int:
+        return self.codebook_size + 1
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_hidden(self) -> int:
+        # LLaMA's SwiGLU width as in the reference: round_up_256(int(8d/3)).
+        return round_up(int(8 * self.n_embd / 3), 256)
+
+    @property
+    def has_null_prefix(self) -> bool:
+        return self.cond_drop_prob > 0
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim {self.head_dim} must be even for RoPE")
+        if not 0 <= self.cond_drop_prob < 1:
+            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        for name in ("n_layer", "n_head", "n_embd", "codebook_size", "text_dim", "max_text_tokens", "max_motion_tokens"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            raise ValueError(f"unknown generator config keys: {unknown}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: str | Path) -> GeneratorConfig:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: generator config.json is missing") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from err
+
+    def save(self, path: str | Path) -> None:
+        from motionmillion.utils.io import atomic_write_json
+
+        atomic_write_json(path, {"format": "motionmillion-generator", **self.to_dict()})
+
+
+# name -> (n_layer, n_head, n_embd). Paper shapes from the fact sheet, table 4.2.
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "cpu-tiny": (4, 6, 192),
+    "cpu-small": (8, 6, 384),
+    "44M": (8, 8, 512),
+    "111M": (12, 12, 768),
+    "343M": (24, 16, 1024),
+    "775M": (36, 20, 1280),
+    "1B": (48, 24, 1536),
+    "3B": (24, 32, 3200),
+    "5B": (24, 32, 4096),
+    "7B": (36, 32, 4096),
+}
+DEFAULT_PRESET = "cpu-small"
+
+
+def generator_preset(name: str, **overrides: Any) -> GeneratorConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown generator preset {name!r}; choose one of {', '.join(PRESETS)}")
+    n_layer, n_head, n_embd = PRESETS[name]
+    return GeneratorConfig(preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, **overrides)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults follow the paper (AdamW, 4e-4 peak, warm-up + cosine) scaled to CPU."""
+
+    steps: int = 3000
+    batch_size: int = 32  # per process
+    lr: float = 4e-4
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 300  # the reference hard-codes 12,000 of 240,000; here it comes from the config
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    token_aug_prob: float = 1 / 3  # drop one token at the head or tail, as the reference dataset does
+    mixed_precision: str = "auto"  # "auto" | "bf16" | "no"
+    seed: int = 123
+    log_every: int = 10
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    val_every: int = 0  # 0 = only at the end
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    text_max_length: int = 150
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # JSON gives lists
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise ValueError(f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.warmup_steps < 0 or not 0 <= self.token_aug_prob <= 1:
+            raise ValueError("warmup_steps must be >= 0 and token_aug_prob in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def apply_overrides(model: GeneratorConfig, train: TrainConfig, overrides: list[str]) -> tuple[GeneratorConfig, TrainConfig]:
+    """Apply ``key=value`` strings to whichever config has the field; values are parsed as JSON when possible."""
+    model_fields = {f.name: f for f in dataclasses.fields(model)}
+    train_fields = {f.name: f for f in dataclasses.fields(train)}
+    model_changes: dict[str, Any] = {}
+    train_changes: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key in model_fields and key != "preset":
+            model_changes[key] = value
+        elif key in train_fields:
+            train_changes[key] = value
+        else:
+            raise ValueError(f"override {key!r} is not a generator or training setting")
+    return dataclasses.replace(model, **model_changes), dataclasses.replace(train, **train_changes)
+
+
+def default_mixed_precision() -> str:
+    """bf16 autocast where it is fast: CUDA, or a CPU with AMX/AVX512-BF16; fp32 otherwise."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "no"
+    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "no"
+
+
+__all__ = [
+    "DEFAULT_PRESET", "PRESETS", "GeneratorConfig", "TrainConfig", "apply_overrides",
+    "default_mixed_precision", "generator_preset", "round_up",
+]  # fmt: skip

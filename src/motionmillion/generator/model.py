@@ -1,0 +1,272 @@
+"""The text-to-motion prefix-LM (LLaMA-style decoder with a projected text prefix), nanoGPT-readable.
+
+Sequence layout: ``[text prefix (L positions, LEFT-padded)] [motion tokens ...]``. Text features are
+projected by ``text_proj`` (the reference's ``llama_proj``) and attend to each other bidirectionally;
+motion tokens attend causally to everything before them. Left-padding puts every item's last text
+token at position L-1, so a batch of prompts of different lengths can share one KV cache and RoPE
+(which only sees position differences) gives each item exactly what it would see alone.
+
+Vocabulary: ids < codebook_size are motion codes, END = codebook_size, PAD = codebook_size + 1. The
+output head has vocab_size - 1 rows, so PAD can never be predicted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from motionmillion.generator.config import GeneratorConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 (as LLaMA does) so bf16 autocast does not lose the small mean.
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+def rope_cache(length: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape (length, head_dim // 2) for RoPE on consecutive pairs (the reference's complex view)."""
+    theta = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), theta)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, T, D) by the angles for its T positions."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+@dataclass
+class KVCache:
+    """Pre-allocated keys/values for every layer plus which key positions are real (not left padding)."""
+
+    keys: list[torch.Tensor]  # per layer (B, H, S_max, D)
+    values: list[torch.Tensor]
+    key_valid: torch.Tensor  # (B, S_max) bool
+    length: int = 0
+
+    @classmethod
+    def allocate(cls, config: GeneratorConfig, batch: int, max_length: int, device, dtype) -> KVCache:
+        shape = (batch, config.n_head, max_length, config.head_dim)
+        return cls(
+            keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)],
+            values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)],
+            key_valid=torch.zeros(batch, max_length, dtype=torch.bool, device=device),
+        )
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # fused, split as q, k, v
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
+        batch, length, dim = x.shape
+        q, k, v = self.qkv(x).split(dim, dim=2)
+        q, k, v = (t.view(batch, length, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            cache_k, cache_v = cache
+            cache_k[:, :, start : start + length] = k
+            cache_v[:, :, start : start + length] = v
+            k, v = cache_k[:, :, : start + length], cache_v[:, :, : start + length]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(batch, length, dim))
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x)); gate/up/down are the reference's c_fc1/c_fc2/c_proj."""
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.gate = nn.Linear(config.n_embd, config.mlp_hidden, bias=False)
+        self.up = nn.Linear(config.n_embd, config.mlp_hidden, bias=False)
+        self.down = nn.Linear(config.mlp_hidden, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.attn_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.mlp_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, mask, cache=None, start: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache, start)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class MotionGPT(nn.Module):
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.text_proj = nn.Linear(config.text_dim, config.n_embd, bias=True)
+        # The learned "no text" prefix (one position) for classifier-free guidance.
+        self.null_prefix = nn.Parameter(torch.zeros(config.n_embd)) if config.has_null_prefix else None
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.final_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size - 1, bias=False)  # untied; no PAD row
+        self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():  # GPT-2 scaling of residual projections
+            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if self.null_prefix is not None:
+            nn.init.normal_(self.null_prefix, mean=0.0, std=0.02)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            total -= self.token_embedding.weight.numel() + self.lm_head.weight.numel()
+        return total
+
+    # ---------------------------------------------------------------- building blocks
+    def rope(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._rope is None or self._rope[0].shape[0] < length or self._rope[0].device != device:
+            size = max(length, self.config.max_text_tokens + self.config.max_motion_tokens + 1)
+            self._rope = rope_cache(size, self.config.head_dim, self.config.rope_base, device)
+        return self._rope
+
+    def build_prefix(
+        self, text_features: torch.Tensor, text_mask: torch.Tensor, drop_text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Project text (B, L, text_dim) and left-align it: returns prefix (B, L, d) and its validity (B, L)."""
+        if text_features.shape[-1] != self.config.text_dim:
+            raise ValueError(
+                f"text features have dim {text_features.shape[-1]} but the generator expects {self.config.text_dim}"
+            )
+        text_mask = text_mask.bool()
+        if not text_mask.any(dim=1).all():
+            raise ValueError("every prompt needs at least one text token (empty text mask)")
+        # A stable sort of the mask moves padding to the front and keeps the token order.
+        order = torch.argsort(text_mask.to(torch.int8), dim=1, stable=True)
+        valid = torch.gather(text_mask, 1, order)
+        features = torch.gather(text_features, 1, order[..., None].expand_as(text_features))
+        prefix = self.text_proj(features)
+        if drop_text is not None and drop_text.any():
+            if self.null_prefix is None:
+                raise ValueError("this generator was trained without condition dropout: it has no null prefix")
+            drop = drop_text.bool()
+            null = torch.zeros_like(prefix[0])
+            null[-1] = self.null_prefix.to(prefix.dtype)
+            prefix = torch.where(drop[:, None, None], null[None], prefix)
+            null_valid = torch.zeros_like(valid[0])
+            null_valid[-1] = True
+            valid = torch.where(drop[:, None], null_valid[None], valid)
+        prefix = prefix * valid[..., None].to(prefix.dtype)  # padded positions carry zeros
+        return prefix, valid
+
+    @staticmethod
+    def prefix_lm_mask(prefix_valid: torch.Tensor, num_motion: int) -> torch.Tensor:
+        """(B, 1, S, S) boolean mask: causal, bidirectional inside the text prefix, no padded keys."""
+        batch, prefix_len = prefix_valid.shape
+        total = prefix_len + num_motion
+        device = prefix_valid.device
+        position = torch.arange(total, device=device)
+        causal = position[:, None] >= position[None, :]
+        in_prefix = position < prefix_len
+        allowed = causal | (in_prefix[:, None] & in_prefix[None, :])
+        key_valid = torch.cat([prefix_valid, torch.ones(batch, num_motion, dtype=torch.bool, device=device)], dim=1)
+        mask = allowed[None] & key_valid[:, None, :]
+        # A padded query row sees only itself, so no row is all -inf (SDPA would return NaN).
+        mask = mask | torch.eye(total, dtype=torch.bool, device=device)[None]
+        return mask[:, None]
+
+    def _run_blocks(self, x, mask, start: int, cache: KVCache | None) -> torch.Tensor:
+        cos, sin = self.rope(start + x.shape[1], x.device)
+        cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
+        for i, block in enumerate(self.blocks):
+            layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
+            if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, mask, layer_cache, start)
+        return self.final_norm(x)
+
+    # ---------------------------------------------------------------- training / full recompute
+    def forward(
+        self,
+        text_features: torch.Tensor,
+        text_mask: torch.Tensor,
+        tokens: torch.Tensor,
+        drop_text: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, N + 1, vocab - 1): row j predicts motion token j (row N predicts what follows the last).
+
+        ``tokens`` (B, N) are motion ids (codes, END, PAD for right padding). Only the last prefix position
+        and the motion positions go through ``lm_head``; the other text positions predict nothing.
+        """
+        prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
+        x = torch.cat([prefix, self.token_embedding(tokens).to(prefix.dtype)], dim=1)
+        mask = self.prefix_lm_mask(prefix_valid, tokens.shape[1])
+        hidden = self._run_blocks(x, mask, 0, None)
+        return self.lm_head(hidden[:, prefix.shape[1] - 1 :])
+
+    def loss(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy over real motion tokens and END; PAD targets are ignored."""
+        return F.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]), tokens.reshape(-1), ignore_index=self.config.pad_id
+        )
+
+    # ---------------------------------------------------------------- incremental decoding
+    def prefill(
+        self,
+        text_features: torch.Tensor,
+        text_mask: torch.Tensor,
+        cache: KVCache,
+        drop_text: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the text prefix into an empty cache; returns logits (B, vocab - 1) for the first motion token."""
+        prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
+        length = prefix.shape[1]
+        cache.key_valid[:, :length] = prefix_valid
+        cache.key_valid[:, length:] = True
+        hidden = self._run_blocks(prefix, self.prefix_lm_mask(prefix_valid, 0), 0, cache)
+        cache.length = length
+        return self.lm_head(hidden[:, -1])
+
+    def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Append one token per row (B,) or (B, 1); returns logits (B, vocab - 1) for the next one."""
+        x = self.token_embedding(tokens.view(-1, 1))
+        start = cache.length
+        if start >= cache.keys[0].shape[2]:
+            raise ValueError(f"KV cache is full ({start} positions)")
+        mask = cache.key_valid[:, None, None, : start + 1]
+        hidden = self._run_blocks(x.to(cache.keys[0].dtype), mask, start, cache)
+        cache.length = start + 1
+        return self.lm_head(hidden[:, -1])

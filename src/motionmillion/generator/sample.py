@@ -1,0 +1,154 @@
+"""Sampling motion tokens from the prefix-LM: KV cache, batches, greedy/temperature/top-k/top-p, CFG, length.
+
+Every row has its own ``torch.Generator`` seeded from its own seed, so a sample depends on its seed
+and prompt, not on which other prompts share the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from motionmillion.generator.model import KVCache, MotionGPT
+
+
+@dataclass
+class SamplingOptions:
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = None
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = conditional only
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not math.isfinite(self.temperature):
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.guidance < 0 or not math.isfinite(self.guidance):
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+
+
+def length_window(
+    seconds: float | None, frames_per_token: int, max_tokens: int, fps: float = 30.0, tolerance: float = 0.1
+) -> tuple[int, int]:
+    """Token range (min, max) for a target duration: END is held back below min and forced at max.
+
+    ``seconds=None`` lets the model end by itself (at least one token, at most ``max_tokens``).
+    """
+    if seconds is None:
+        return 1, max_tokens
+    target = seconds * fps / frames_per_token
+    low = max(1, math.floor(target * (1 - tolerance)))
+    high = min(max_tokens, max(low, math.ceil(target * (1 + tolerance))))
+    return min(low, high), high
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Set logits outside the top-k / nucleus (top-p) set to -inf. logits (B, V)."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the mass before it already reaches top_p (the best token always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def pick_tokens(logits: torch.Tensor, options: SamplingOptions, generators: list[torch.Generator]) -> torch.Tensor:
+    if options.temperature == 0:
+        return logits.argmax(-1)
+    logits = filter_logits(logits / options.temperature, options.top_k, options.top_p)
+    probs = logits.softmax(-1)
+    rows = [torch.multinomial(probs[i], 1, generator=generators[i]) for i in range(len(generators))]
+    return torch.cat(rows)
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: MotionGPT,
+    text_features: torch.Tensor,
+    text_mask: torch.Tensor,
+    seeds: list[int],
+    min_tokens: list[int] | torch.Tensor,
+    max_tokens: list[int] | torch.Tensor,
+    options: SamplingOptions | None = None,
+) -> list[list[int]]:
+    """Generate motion code ids for each row (END and PAD removed).
+
+    text_features (B, L, text_dim) and text_mask (B, L) as the text encoder returns them (any padding).
+    """
+    options = options or SamplingOptions()
+    config = model.config
+    batch = text_features.shape[0]
+    if len(seeds) != batch:
+        raise ValueError(f"need one seed per prompt: {len(seeds)} seeds for {batch} prompts")
+    device = text_features.device
+    min_tokens = torch.as_tensor(min_tokens, device=device).long()
+    max_tokens = torch.as_tensor(max_tokens, device=device).long()
+    if (max_tokens < 1).any() or (max_tokens > config.max_motion_tokens).any() or (min_tokens > max_tokens).any():
+        raise ValueError(f"token limits must satisfy 1 <= min <= max <= {config.max_motion_tokens}")
+    use_guidance = options.guidance != 1.0
+    if use_guidance and not config.has_null_prefix:
+        raise ValueError("guidance != 1 needs a generator trained with condition dropout (cond_drop_prob > 0)")
+
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+    dtype = next(model.parameters()).dtype
+    features = text_features.to(dtype)
+    mask = text_mask.bool()
+    drop = None
+    if use_guidance:  # conditional rows then unconditional rows, one forward pass
+        features, mask = torch.cat([features, features]), torch.cat([mask, mask])
+        drop = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device)
+    steps = int(max_tokens.max()) + 1  # the last step can only be END
+    end_id = config.end_id
+
+    cache = None
+    if options.use_cache:
+        cache = KVCache.allocate(config, features.shape[0], features.shape[1] + steps, device, dtype)
+        logits = model.prefill(features, mask, cache, drop)
+    generated = torch.full((batch, steps), config.pad_id, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    for step in range(steps):
+        if not options.use_cache:
+            logits = model(features, mask, _feed(generated[:, :step], use_guidance), drop)[:, -1]
+        logits = logits.float()
+        if use_guidance:
+            cond, uncond = logits[:batch], logits[batch:]
+            logits = uncond + options.guidance * (cond - uncond)
+        logits[step < min_tokens, end_id] = float("-inf")
+        force_end = step >= max_tokens
+        logits[force_end] = float("-inf")
+        logits[force_end, end_id] = 0.0
+        next_ids = pick_tokens(logits, options, generators).to(device)
+        next_ids = torch.where(finished, torch.full_like(next_ids, config.pad_id), next_ids)
+        generated[:, step] = next_ids
+        finished |= next_ids == end_id
+        if finished.all():
+            break
+        if options.use_cache:
+            # Finished rows keep feeding END; their outputs are ignored.
+            feed = torch.where(finished, torch.full_like(next_ids, end_id), next_ids)
+            logits = model.decode_step(_feed(feed[:, None], use_guidance), cache)
+    results = []
+    for row in generated.tolist():
+        codes = []
+        for token in row:
+            if token >= end_id:
+                break
+            codes.append(token)
+        results.append(codes)
+    return results
+
+
+def _feed(tokens: torch.Tensor, use_guidance: bool) -> torch.Tensor:
+    """The same tokens for the unconditional half of the batch when guidance is on."""
+    return torch.cat([tokens, tokens]) if use_guidance else tokens
