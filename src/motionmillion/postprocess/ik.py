@@ -1,0 +1,89 @@
+"""Analytic leg inverse kinematics: hip-knee-ankle two-bone solve plus a foot (ankle) re-aim.
+
+Works on *global* rotations (T, 22, 3, 3) and FK joint positions, vectorised over frames; returns
+new local rotations for the hip, knee and ankle only, so the rest of the body is untouched.
+Convention (as in SMPL and the motion core): a joint's rotation moves its children, i.e.
+``p_child = p_joint + G_joint @ offset_child``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from motionmillion.motion.rotations import rotation_between
+from motionmillion.motion.skeleton import PARENTS
+
+# (hip, knee, ankle, toe) per side.
+LEFT_LEG: tuple[int, int, int, int] = (1, 4, 7, 10)
+RIGHT_LEG: tuple[int, int, int, int] = (2, 5, 8, 11)
+
+_EPS = 1e-9
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
+
+
+def solve_leg(
+    global_rot: np.ndarray,
+    joints: np.ndarray,
+    leg: tuple[int, int, int, int],
+    ankle_target: np.ndarray,
+    toe_target: np.ndarray,
+) -> dict[int, np.ndarray]:
+    """New *global* rotations of the hip, knee and ankle of one leg, for N frames.
+
+    ``global_rot`` (N, 22, 3, 3) and ``joints`` (N, 22, 3) describe the current pose (FK-consistent);
+    the ankle is moved onto ``ankle_target`` (N, 3) (as close as the leg's length allows) with the
+    knee bending in the plane that holds its current position (the pole), and the foot is then
+    turned the least so the ankle->toe bone points at ``toe_target`` (N, 3). Bone lengths are kept.
+    """
+    hip, knee, ankle, toe = leg
+    h, k, a, f = joints[:, hip], joints[:, knee], joints[:, ankle], joints[:, toe]
+    upper = np.linalg.norm(k - h, axis=-1)
+    lower = np.linalg.norm(a - k, axis=-1)
+
+    to_target = ankle_target - h
+    reach = np.clip(
+        np.linalg.norm(to_target, axis=-1), np.abs(upper - lower) + 1e-6, (upper + lower) * (1.0 - 1e-6)
+    )
+    direction = _normalize(to_target)
+    # Pole: the current knee, seen from the hip, perpendicular to the target direction. A leg that
+    # is almost straight has no usable pole; then the hip's forward axis (+Z at rest) bends it.
+    pole = (k - h) - np.sum((k - h) * direction, axis=-1, keepdims=True) * direction
+    forward = global_rot[:, hip] @ np.array([0.0, 0.0, 1.0])
+    forward_pole = forward - np.sum(forward * direction, axis=-1, keepdims=True) * direction
+    weak = np.linalg.norm(pole, axis=-1) < 1e-4 * np.maximum(upper, _EPS)
+    pole = _normalize(np.where(weak[:, None], forward_pole, pole))
+
+    # Law of cosines: angle at the hip between the thigh and the hip->ankle line.
+    cos_hip = np.clip((upper**2 + reach**2 - lower**2) / (2.0 * upper * reach), -1.0, 1.0)
+    sin_hip = np.sqrt(1.0 - cos_hip**2)
+    new_knee = h + upper[:, None] * (cos_hip[:, None] * direction + sin_hip[:, None] * pole)
+    new_ankle = h + reach[:, None] * direction
+
+    swing_thigh = rotation_between(k - h, new_knee - h)
+    hip_rot = swing_thigh @ global_rot[:, hip]
+    shin = np.einsum("nij,nj->ni", swing_thigh, a - k)
+    knee_rot = rotation_between(shin, new_ankle - new_knee) @ swing_thigh @ global_rot[:, knee]
+
+    # Foot: keep its world orientation (flat stays flat), then aim the ankle->toe bone at the target.
+    foot = global_rot[:, ankle]
+    ankle_rot = rotation_between(f - a, toe_target - new_ankle) @ foot
+    return {hip: hip_rot, knee: knee_rot, ankle: ankle_rot}
+
+
+def globals_to_locals(global_rot: np.ndarray, new_globals: dict[int, np.ndarray], local_rot: np.ndarray) -> np.ndarray:
+    """Local rotations after replacing some joints' global rotations (N frames).
+
+    Only the changed joints and their direct children get new local rotations; every other joint
+    keeps its local rotation bit for bit. A changed joint's children keep their *global* rotation
+    if they were changed too, else their local one (so a leaf toe turns with its foot).
+    """
+    out = local_rot.copy()
+    merged = {j: global_rot[:, j] for j in range(global_rot.shape[1])}
+    merged.update(new_globals)
+    for j in sorted(new_globals):
+        parent = PARENTS[j]
+        out[:, j] = np.swapaxes(merged[parent], -1, -2) @ merged[j] if parent >= 0 else merged[j]
+    return out
