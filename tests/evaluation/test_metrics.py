@@ -96,6 +96,9 @@ def test_retrieval_recall():
     assert r["t2m@1"] == 0.75 and r["t2m@4"] == 1.0
     # motion 3 = 3.0: texts at distance 2.9, 2, 1, 3 -> own text (2.9) has 2 closer -> rank 2
     assert r["m2t@1"] == 0.75
+    exclude = np.zeros((4, 4), dtype=bool)
+    exclude[3, :3] = True  # motions 0-2 are near-duplicates for query 3: its own becomes rank 0
+    assert metrics.retrieval_recall(text, motion, ks=(1,), exclude=exclude)["t2m@1"] == 1.0
 
 
 def test_mpjpe_is_pelvis_aligned():

@@ -139,17 +139,20 @@ def multimodality(motion_emb: np.ndarray, num_pairs: int = 10, seed: int = 0) ->
     return float(np.linalg.norm(x[rows, first] - x[rows, second], axis=-1).mean())
 
 
-def retrieval_recall(text_emb: np.ndarray, motion_emb: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """Recall@k over the whole set by Euclidean distance: ``t2m@k`` (text finds its motion) and ``m2t@k``.
-
-    Use ``dedupe`` upstream if several rows share an identical text: here each row counts only its own pair.
-    """
+def retrieval_recall(
+    text_emb: np.ndarray, motion_emb: np.ndarray, ks: tuple[int, ...] = (1, 5, 10), exclude: np.ndarray | None = None
+) -> dict[str, float]:
+    """Recall@k over the whole set by Euclidean distance: ``t2m@k`` (text i finds motion i among all
+    motions) and ``m2t@k``. ``exclude`` (N, N) bool, symmetric: candidates j to ignore for query i
+    (near-duplicates of i, TMR-style); the diagonal is always kept."""
     distances = euclidean_distance_matrix(text_emb, motion_emb)
     if distances.shape[0] != distances.shape[1]:
         raise ValueError("retrieval_recall needs paired embeddings")
+    ignore = np.zeros(distances.shape, dtype=bool) if exclude is None else np.asarray(exclude, dtype=bool).copy()
+    np.fill_diagonal(ignore, False)
     out = {}
-    for name, d in (("t2m", distances), ("m2t", distances.T)):
-        rank = (d < np.diag(d)[:, None]).sum(axis=1)  # how many candidates are strictly closer
+    for name, d, ign in (("t2m", distances, ignore), ("m2t", distances.T, ignore.T)):
+        rank = ((d < np.diag(d)[:, None]) & ~ign).sum(axis=1)  # how many kept candidates are strictly closer
         for k in ks:
             out[f"{name}@{k}"] = float((rank < k).mean())
     return out

@@ -1,0 +1,271 @@
+"""TMR-style text-motion evaluator: two small transformers mapping text and motion into one space.
+
+Text side: a frozen Hugging Face encoder (the bundled MiniLM by default) gives per-token features;
+a small transformer reads them after a learned summary token and the output at that token is the
+embedding. Motion side: de-normalised (T, 272) features are normalised with the training data's
+mean/std, grouped into patches of ``patch_frames`` frames (fewer tokens, fast on a CPU), and read by
+the same kind of transformer. Both embeddings are L2-normalised, so Euclidean distances (used by
+R-precision, MM-Dist, FID, Diversity) are monotone in cosine similarity.
+
+A saved evaluator folder holds ``config.json`` (architecture, text encoder, training summary and the
+SHA-256 of the weights), ``model.safetensors`` and ``normalization/{mean,std}.npy``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motionmillion.motion.normalization import Normalizer
+from motionmillion.motion.representation import FEATURE_DIM, InvalidMotionError
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+NORMALIZATION_DIR = "normalization"
+
+
+@dataclass
+class EvaluatorConfig:
+    latent_dim: int = 256
+    text_layers: int = 2
+    motion_layers: int = 4
+    num_heads: int = 4
+    ffn_dim: int = 512
+    dropout: float = 0.1
+    patch_frames: int = 4  # frames per motion token
+    max_frames: int = 300  # longer motions are centre-cropped to this
+    text_encoder: str = "bundled:all-MiniLM-L6-v2"
+    text_max_length: int = 64
+    text_dim: int = 384  # hidden size of the text encoder
+
+    @property
+    def max_motion_tokens(self) -> int:
+        return -(-self.max_frames // self.patch_frames)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvaluatorConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+PRESETS: dict[str, EvaluatorConfig] = {
+    "tiny": EvaluatorConfig(latent_dim=64, text_layers=1, motion_layers=1, num_heads=2, ffn_dim=128),
+    "small": EvaluatorConfig(),
+    "base": EvaluatorConfig(latent_dim=512, text_layers=4, motion_layers=4, num_heads=8, ffn_dim=1024),
+}
+
+
+class SequenceEncoder(nn.Module):
+    """Linear projection, a learned summary token in front, learned positions, a transformer encoder;
+    returns the L2-normalised output at the summary token."""
+
+    def __init__(self, in_dim: int, config: EvaluatorConfig, num_layers: int, max_tokens: int):
+        super().__init__()
+        d = config.latent_dim
+        self.input_proj = nn.Linear(in_dim, d)
+        self.summary_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.positions = nn.Parameter(torch.randn(1, max_tokens + 1, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, config.num_heads, config.ffn_dim, config.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(d)
+        self.output_proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, L, in_dim), mask (B, L) True at real tokens -> (B, latent_dim) unit vectors."""
+        if x.shape[1] + 1 > self.positions.shape[1]:
+            raise ValueError(f"sequence of {x.shape[1]} tokens exceeds the encoder's {self.positions.shape[1] - 1}")
+        h = self.input_proj(x)
+        h = torch.cat([self.summary_token.expand(len(h), -1, -1), h], dim=1) + self.positions[:, : h.shape[1] + 1]
+        keep = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        h = self.transformer(h, src_key_padding_mask=~keep)
+        return F.normalize(self.output_proj(self.final_norm(h[:, 0])), dim=-1)
+
+
+class EvaluatorModel(nn.Module):
+    """The trainable part: text head (over frozen token features) and motion encoder."""
+
+    def __init__(self, config: EvaluatorConfig):
+        super().__init__()
+        self.config = config
+        self.text_head = SequenceEncoder(config.text_dim, config, config.text_layers, config.text_max_length)
+        self.motion_encoder = SequenceEncoder(
+            FEATURE_DIM * config.patch_frames, config, config.motion_layers, config.max_motion_tokens
+        )
+
+    def encode_text_features(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.text_head(features, mask)
+
+    def encode_motion_normalized(self, motion: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """motion (B, T, 272) normalised, zero-padded; frame_mask (B, T) True at real frames."""
+        p = self.config.patch_frames
+        pad = (-motion.shape[1]) % p
+        if pad:
+            motion = F.pad(motion, (0, 0, 0, pad))
+            frame_mask = F.pad(frame_mask, (0, pad), value=False)
+        b, t, _ = motion.shape
+        motion = motion * frame_mask[..., None]
+        tokens = motion.reshape(b, t // p, p * FEATURE_DIM)
+        token_mask = frame_mask.reshape(b, t // p, p).any(-1)
+        return self.motion_encoder(tokens, token_mask)
+
+
+def crop_to_max(features: np.ndarray, max_frames: int) -> np.ndarray:
+    """Centre crop to ``max_frames`` (documented evaluation behaviour for longer clips)."""
+    if len(features) <= max_frames:
+        return features
+    start = (len(features) - max_frames) // 2
+    return features[start : start + max_frames]
+
+
+def pad_motions(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (T_i, 272) arrays into a zero-padded (B, T_max, 272) float tensor and a (B, T_max) mask."""
+    longest = max(len(c) for c in clips)
+    batch = np.zeros((len(clips), longest, FEATURE_DIM), dtype=np.float32)
+    mask = np.zeros((len(clips), longest), dtype=bool)
+    for i, clip in enumerate(clips):
+        batch[i, : len(clip)] = clip
+        mask[i, : len(clip)] = True
+    return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_evaluator(
+    folder: str | Path, model: EvaluatorModel, normalizer: Normalizer, extra: dict | None = None
+) -> str:
+    """Write config.json, model.safetensors and normalization/; returns the weights' SHA-256."""
+    from safetensors.torch import save_file
+
+    from motionmillion.utils.io import atomic_path, atomic_write_json
+
+    folder = Path(folder)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    checksum = file_sha256(folder / WEIGHTS_NAME)
+    normalizer.save(folder / NORMALIZATION_DIR)
+    atomic_write_json(
+        folder / CONFIG_NAME,
+        {"model_type": "motionmillion-evaluator", **asdict(model.config), "weights_sha256": checksum, **(extra or {})},
+    )
+    return checksum
+
+
+class Evaluator:
+    """Text and motion embeddings for metrics (contract 7). Inference only, CPU by default.
+
+    >>> ev = Evaluator.from_pretrained("runs/evaluator")
+    >>> t = ev.encode_text(["a person walks forward"])         # (1, D) float32, unit norm
+    >>> m = ev.encode_motion([features])                       # features: (T, 272) de-normalised
+    """
+
+    def __init__(self, model: EvaluatorModel, normalizer: Normalizer, text_encoder=None, checksum: str = "", folder=None):
+        self.model = model.eval()
+        self.config = model.config
+        self.normalizer = normalizer
+        self.checksum = checksum
+        self.folder = Path(folder) if folder is not None else None
+        self._text_encoder = text_encoder
+        self._text_cache: dict[str, np.ndarray] = {}
+        self._warned_crop = False
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from motionmillion.generator.text_encoders import TextEncoder
+
+            self._text_encoder = TextEncoder(self.config.text_encoder, max_length=self.config.text_max_length)
+        return self._text_encoder
+
+    @property
+    def dim(self) -> int:
+        return self.config.latent_dim
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, verify: bool = True) -> Evaluator:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for path in (config_path, weights_path, folder / NORMALIZATION_DIR / "mean.npy"):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: missing; an evaluator folder needs {CONFIG_NAME}, {WEIGHTS_NAME} and "
+                    f"{NORMALIZATION_DIR}/mean.npy,std.npy (train one with `motionmillion evaluator train`)"
+                )
+        try:
+            data = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        checksum = file_sha256(weights_path)
+        expected = data.get("weights_sha256")
+        if verify and expected and expected != checksum:
+            raise ValueError(f"{weights_path}: SHA-256 {checksum[:12]}... does not match config.json ({expected[:12]}...); the file is damaged or was replaced")
+        model = EvaluatorModel(EvaluatorConfig.from_dict(data))
+        try:
+            model.load_state_dict(load_file(str(weights_path)))
+        except Exception as err:  # safetensors header errors, missing/unexpected keys
+            raise ValueError(f"{weights_path}: cannot load evaluator weights ({err})") from err
+        return cls(model, Normalizer.load(folder / NORMALIZATION_DIR), checksum=checksum, folder=folder)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """(B, D) float32 unit-norm embeddings; token features of each distinct text are cached."""
+        if isinstance(texts, str):
+            texts = [texts]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            out = self.text_encoder.encode(chunk)
+            emb = self.model.encode_text_features(out.features, out.mask).numpy()
+            self._text_cache.update(zip(chunk, emb))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    @torch.no_grad()
+    def encode_motion(self, features: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """(B, D) float32 unit-norm embeddings of de-normalised (T, 272) motions of any length >= 1.
+
+        Motions longer than ``config.max_frames`` are centre-cropped (with one warning). NaN or
+        wrongly shaped motions raise InvalidMotionError naming their index.
+        """
+        clips = []
+        for i, clip in enumerate(features):
+            clip = np.asarray(clip)
+            if clip.ndim != 2 or clip.shape[1] != FEATURE_DIM or len(clip) == 0:
+                raise InvalidMotionError(f"motion {i}: expected a (T, {FEATURE_DIM}) array, got shape {clip.shape}")
+            if not np.isfinite(clip).all():
+                raise InvalidMotionError(f"motion {i}: contains NaN or infinite values")
+            if len(clip) > self.config.max_frames and not self._warned_crop:
+                log.warning("motions longer than %d frames are centre-cropped for the evaluator", self.config.max_frames)
+                self._warned_crop = True
+            clips.append(self.normalizer.normalize(crop_to_max(clip, self.config.max_frames).astype(np.float64)).astype(np.float32))
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Sort by length so padding is small, then restore the order.
+        order = np.argsort([len(c) for c in clips], kind="stable")
+        out = np.zeros((len(clips), self.dim), dtype=np.float32)
+        for start in range(0, len(clips), batch_size):
+            idx = order[start : start + batch_size]
+            batch, mask = pad_motions([clips[i] for i in idx])
+            out[idx] = self.model.encode_motion_normalized(batch, mask).numpy()
+        return out
