@@ -7,7 +7,8 @@ All functions take world joints ``(T, 22, 3)`` in metres, Y up, with the floor a
 - ``foot_skating``: mean horizontal speed (m/s) of foot joints while in contact. A planted foot
   should not move, so real mocap scores a few cm/s; sliding generators score much more.
 - ``skating_ratio``: fraction of frames in which some foot in contact slides faster than
-  ``slide_speed`` (the GMD-style ratio; ground-truth mocap is typically 0.05-0.1).
+  ``slide_speed`` (the GMD-style ratio). Bandai mocap walks: foot_skating 0.08-0.13 m/s,
+  skating_ratio about 0.05-0.1; standing/bowing about 0.
 - ``ground_penetration``: mean depth (m) of the lowest joint below the floor.
 - ``floating``: mean height (m) of the lowest foot joint above ``float_tolerance``.
 - ``jitter``: mean joint jerk magnitude (m/s^3), third finite difference.
@@ -21,12 +22,13 @@ import numpy as np
 
 from motionmillion.motion.skeleton import FOOT_JOINTS, NUM_JOINTS
 
-# Contact height per foot joint (ankle, toe, ankle, toe order as FOOT_JOINTS): the ankle sits about
-# 5-8 cm above the floor when the foot is flat, the toe joint 0-3 cm.
-DEFAULT_CONTACT_HEIGHTS = (0.10, 0.05, 0.10, 0.05)
+# Contact height per foot joint (ankle, toe, ankle, toe order as FOOT_JOINTS). Measured on Bandai
+# walks (floor = lowest joint of the clip): a flat foot has the ankle at 7.5-8 cm and the toe joint at
+# 0-1 cm, so 9 cm / 3 cm catch stance phases but not the swinging foot.
+DEFAULT_CONTACT_HEIGHTS = (0.09, 0.03, 0.09, 0.03)
 # A foot joint moving faster than this is swinging, not planted, even if it is close to the floor.
 DEFAULT_CONTACT_MAX_SPEED = 1.0  # m/s
-DEFAULT_SLIDE_SPEED = 0.25  # m/s, "sliding" for skating_ratio (7.5 mm per frame at 30 fps)
+DEFAULT_SLIDE_SPEED = 0.5  # m/s, "sliding" for skating_ratio (GMD: 2.5 cm per frame at 20 fps)
 DEFAULT_FLOAT_TOLERANCE = 0.05  # m
 
 
