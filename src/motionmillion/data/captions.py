@@ -1,0 +1,337 @@
+"""Caption recipes: varied natural captions written from motion labels (no free text exists for them).
+
+A clip gets 3-5 captions built from an action phrase (what the body does) and a style phrase (how),
+in several sentence shapes. The choice is seeded by the clip's name, so a re-import writes the same
+captions. Mirrored copies use the original's captions with left and right swapped.
+
+Meanings follow what the motions actually do (checked on the joints, /work/shared/data/README.md):
+walk-left/right are straight forward walks named after the studio direction; walk-turn-left/right
+turn about 90 degrees to the body's left/right (the importer measures the turn and passes it in);
+bye waves the right hand, byebye both hands, guide gestures with the right hand, respond raises the
+left hand, kick kicks with the right leg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------------------------------------------------
+# Actions: third-person verb phrases ("a person <phrase>") and -ing phrases ("<phrase>, ...").
+
+
+@dataclass(frozen=True)
+class Action:
+    third_person: tuple[str, ...]  # "walks forward"
+    gerund: tuple[str, ...]  # "walking forward"
+
+
+def _action(*pairs: tuple[str, str]) -> Action:
+    return Action(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+
+
+STRAIGHT_WALK = _action(
+    ("walks forward", "walking forward"),
+    ("walks straight ahead", "walking straight ahead"),
+    ("takes several steps forward", "taking several steps forward"),
+    ("walks forward in a straight line", "walking forward in a straight line"),
+)
+
+ACTIONS: dict[str, Action] = {
+    "walk": STRAIGHT_WALK,
+    "walk-left": STRAIGHT_WALK,  # studio direction, the body walks straight forward
+    "walk-right": STRAIGHT_WALK,
+    "walk-back": _action(
+        ("walks backwards", "walking backwards"),
+        ("steps backward several times", "stepping backward"),
+        ("moves backwards, stepping back", "moving backwards"),
+    ),
+    "run": _action(
+        ("runs forward", "running forward"),
+        ("jogs ahead", "jogging ahead"),
+        ("runs straight ahead", "running straight ahead"),
+    ),
+    "dash": _action(
+        ("sprints forward", "sprinting forward"),
+        ("dashes ahead at full speed", "dashing ahead at full speed"),
+        ("runs forward as fast as possible", "running forward as fast as possible"),
+    ),
+    "bow": _action(
+        ("bows", "bowing"),
+        ("bends forward at the waist in a bow", "bending forward in a bow"),
+        ("makes a polite bow", "making a bow"),
+    ),
+    "bye": _action(
+        ("waves goodbye with the right hand", "waving goodbye with the right hand"),
+        ("raises the right hand and waves", "raising the right hand and waving"),
+        ("says goodbye by waving the right hand", "waving the right hand to say goodbye"),
+    ),
+    "byebye": _action(
+        ("waves goodbye with both hands", "waving goodbye with both hands"),
+        ("raises both hands and waves them", "raising both hands and waving"),
+        ("waves both arms to say bye", "waving both arms to say bye"),
+    ),
+    "guide": _action(
+        ("gestures with the right hand as if showing the way", "gesturing with the right hand to show the way"),
+        ("points the way with the right hand", "pointing the way with the right hand"),
+        ("guides someone with a sweep of the right hand", "guiding someone with the right hand"),
+    ),
+    "respond": _action(
+        ("raises the left hand", "raising the left hand"),
+        ("puts the left hand up as if answering", "putting the left hand up to answer"),
+        ("lifts the left hand to respond", "lifting the left hand to respond"),
+    ),
+    "call": _action(
+        ("calls out to someone", "calling out to someone"),
+        ("beckons someone to come over", "beckoning someone over"),
+        ("calls someone over with a gesture", "calling someone over"),
+    ),
+    "punch": _action(
+        ("throws a punch", "throwing a punch"),
+        ("punches forward", "punching forward"),
+        ("strikes forward with a fist", "striking with a fist"),
+    ),
+    "kick": _action(
+        ("kicks with the right leg", "kicking with the right leg"),
+        ("kicks forward with the right foot", "kicking forward with the right foot"),
+        ("swings the right leg up in a kick", "swinging the right leg up in a kick"),
+    ),
+    "slash": _action(
+        ("slashes as if swinging a sword", "slashing as if with a sword"),
+        ("makes a cutting swing with the arms", "swinging the arms in a cut"),
+        ("performs a sword slash", "performing a sword slash"),
+    ),
+    "dance-short": _action(
+        ("dances", "dancing"),
+        ("performs a short dance", "performing a short dance"),
+        ("does a few dance moves", "doing a few dance moves"),
+    ),
+    "dance-long": _action(
+        ("dances", "dancing"),
+        ("performs a dance routine", "performing a dance routine"),
+        ("dances with lively moves", "dancing with lively moves"),
+    ),
+    "wave-both-hands": _action(
+        ("waves both hands", "waving both hands"),
+        ("raises both arms and waves", "raising both arms and waving"),
+        ("waves with both hands above the shoulders", "waving with both hands"),
+    ),
+    "wave-left-hand": _action(
+        ("waves the left hand", "waving the left hand"),
+        ("raises the left hand and waves", "raising the left hand and waving"),
+        ("waves with the left hand", "waving with the left hand"),
+    ),
+    "wave-right-hand": _action(
+        ("waves the right hand", "waving the right hand"),
+        ("raises the right hand and waves", "raising the right hand and waving"),
+        ("waves with the right hand", "waving with the right hand"),
+    ),
+    "raise-up-both-hands": _action(
+        ("raises both hands up", "raising both hands up"),
+        ("lifts both arms above the head", "lifting both arms above the head"),
+        ("puts both hands up in the air", "putting both hands up in the air"),
+    ),
+    "raise-up-left-hand": _action(
+        ("raises the left hand up", "raising the left hand up"),
+        ("lifts the left arm up high", "lifting the left arm up high"),
+        ("puts the left hand up in the air", "putting the left hand up in the air"),
+    ),
+    "raise-up-right-hand": _action(
+        ("raises the right hand up", "raising the right hand up"),
+        ("lifts the right arm up high", "lifting the right arm up high"),
+        ("puts the right hand up in the air", "putting the right hand up in the air"),
+    ),
+    # CMU dance categories
+    "salsa": _action(
+        ("dances salsa", "dancing salsa"),
+        ("does salsa steps", "doing salsa steps"),
+        ("performs a salsa dance", "performing a salsa dance"),
+        ("moves to a salsa rhythm", "moving to a salsa rhythm"),
+    ),
+    "indian": _action(
+        ("performs an indian dance", "performing an indian dance"),
+        ("does traditional indian dance moves", "doing traditional indian dance moves"),
+        ("dances in an indian style", "dancing in an indian style"),
+    ),
+    "martial": _action(
+        ("practices martial arts", "practicing martial arts"),
+        ("performs martial arts moves", "performing martial arts moves"),
+        ("does a martial arts routine", "doing a martial arts routine"),
+    ),
+}
+
+
+def turn_action(degrees: float) -> Action:
+    """Walk with a measured turn: positive degrees turn to the body's left (heading towards +X)."""
+    side = "left" if degrees > 0 else "right"
+    size = abs(degrees)
+    if size < 30:
+        return STRAIGHT_WALK
+    if size >= 135:
+        return _action(
+            (f"walks forward and turns around to the {side}", f"walking and turning around to the {side}"),
+            (f"walks and turns back over the {side} side", f"walking and turning back over the {side} side"),
+        )
+    pairs = [
+        (f"walks forward and turns {side}", f"walking forward and turning {side}"),
+        (f"walks and makes a {side} turn", f"walking and making a {side} turn"),
+        (f"walks, then turns to the {side}", f"walking, then turning to the {side}"),
+    ]
+    if 60 <= size <= 120:
+        pairs.append((f"walks and turns about 90 degrees to the {side}", f"walking and turning 90 degrees {side}"))
+    return _action(*pairs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Styles: adverbials ("happily"), adjectives for the subject ("a cheerful person"), trailing clauses.
+
+
+@dataclass(frozen=True)
+class Style:
+    adverbials: tuple[str, ...]
+    subjects: tuple[str, ...]
+    clauses: tuple[str, ...]
+
+
+NEUTRAL = Style(adverbials=("",), subjects=("a person", "someone", "a human"), clauses=("",))
+
+STYLES: dict[str, Style] = {
+    "normal": NEUTRAL,
+    "happy": Style(("happily", "in a cheerful way", "joyfully"), ("a happy person", "a cheerful person"), ("looking happy", "full of joy")),
+    "sad": Style(("sadly", "in a gloomy way", "with a heavy heart"), ("a sad person", "an unhappy person"), ("looking sad", "with the head hanging low")),
+    "angry": Style(("angrily", "in a furious way", "aggressively"), ("an angry person", "a furious person"), ("looking angry", "clearly upset")),
+    "proud": Style(("proudly", "with a confident, proud posture", "in a self-important way"), ("a proud person", "a confident person"), ("chest out and head high", "looking proud")),
+    "not-confident": Style(("timidly", "without confidence", "in a hesitant way"), ("a shy person", "an insecure person"), ("looking unsure", "shoulders hunched, lacking confidence")),
+    "masculinity": Style(("in a masculine way", "with a strong, manly posture", "in a macho manner"), ("a masculine person", "a macho man"), ("with a broad, masculine stance",)),
+    "masculine": Style(("in a masculine way", "with a strong, manly posture", "in a macho manner"), ("a masculine person", "a macho man"), ("with a broad, masculine stance",)),
+    "feminine": Style(("in a feminine way", "gracefully, in a feminine manner", "elegantly"), ("a graceful woman", "an elegant person"), ("with feminine grace",)),
+    "childish": Style(("like a child", "in a childish way", "playfully like a kid"), ("a child", "a playful kid"), ("acting like a little kid",)),
+    "youthful": Style(("in a youthful way", "energetically like a young person", "with youthful energy"), ("a young person", "a lively youngster"), ("full of youthful energy",)),
+    "old": Style(("like an old man", "slowly, like an elderly person", "in a stiff, aged way"), ("an old man", "an elderly person"), ("moving like an old person",)),
+    "elderly": Style(("like an elderly person", "slowly, like an old man", "in a stiff, aged way"), ("an elderly person", "an old woman"), ("moving like an old person",)),
+    "tired": Style(("in a tired way", "wearily", "sluggishly"), ("a tired person", "an exhausted person"), ("looking worn out",)),
+    "exhausted": Style(("in an exhausted way", "wearily, out of energy", "sluggishly"), ("an exhausted person", "a worn-out person"), ("completely out of breath", "looking drained")),
+    "active": Style(("energetically", "in an active, lively way", "with a lot of energy"), ("an energetic person", "a lively person"), ("full of energy",)),
+    "musical": Style(("like a musical performer", "theatrically, as in a musical", "rhythmically, like on stage"), ("a musical actor", "a stage performer"), ("as if performing in a musical",)),
+    "giant": Style(("like a giant", "with heavy, huge movements like a giant", "ponderously like a giant"), ("a giant", "a huge, heavy person"), ("moving like a giant",)),
+    "chimpira": Style(("like a street thug", "with a swaggering, thuggish attitude", "in a cocky, delinquent way"), ("a street thug", "a swaggering punk"), ("acting tough like a thug",)),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def clip_rng(name: str) -> random.Random:
+    """A random generator seeded by the clip name (stable across runs and Python versions)."""
+    return random.Random(int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little"))
+
+
+def _candidates(action: Action, style: Style) -> list[str]:
+    """Every sentence the recipe can make for an action and a style (sentence shapes x phrases)."""
+    out: list[str] = []
+    for verb, gerund in zip(action.third_person, action.gerund):
+        for adverbial in style.adverbials:
+            for subject in ("a person", "someone", "the person"):
+                out.append(f"{subject} {verb} {adverbial}".strip())
+            if adverbial:
+                out.append(f"{adverbial}, a person {verb}")
+        for subject in style.subjects:
+            out.append(f"{subject} {verb}")
+            out.append(f"{subject} is {gerund}")
+        for clause in style.clauses:
+            if clause:
+                out.append(f"a person {verb}, {clause}")
+                out.append(f"someone is {gerund}, {clause}")
+        out.append(f"{gerund}" + (f" {style.adverbials[-1]}" if style.adverbials[-1] else ""))
+    return out
+
+
+def _finish(sentence: str) -> str:
+    sentence = " ".join(sentence.split())
+    return sentence[0].upper() + sentence[1:] + "."
+
+
+def captions_for(action: Action, style: Style, seed_name: str, count: tuple[int, int] = (3, 5)) -> list[str]:
+    """3-5 distinct captions, varied in verb, sentence shape and how the style is said; seeded by name."""
+    rng = clip_rng(seed_name)
+    candidates = sorted(set(_candidates(action, style)))
+    rng.shuffle(candidates)
+    wanted = rng.randint(*count)
+    chosen: list[str] = []
+    used_verbs: set[str] = set()
+    # First pass prefers a different verb phrase per caption, so the set says the action several ways.
+    for sentence in candidates:
+        verb = next((v for v in action.third_person + action.gerund if v in sentence), sentence)
+        if verb not in used_verbs:
+            chosen.append(sentence)
+            used_verbs.add(verb)
+        if len(chosen) == wanted:
+            break
+    for sentence in candidates:
+        if len(chosen) == wanted:
+            break
+        if sentence not in chosen:
+            chosen.append(sentence)
+    return [_finish(sentence) for sentence in chosen]
+
+
+_LEFT_RIGHT = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
+_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
+
+
+def swap_left_right(caption: str) -> str:
+    """The caption of the mirrored motion: every "left" becomes "right" and vice versa (case kept).
+    Recipes here never use "right" in another sense ("right away"); free text may need care."""
+    return _LEFT_RIGHT.sub(lambda match: _SWAP[match.group(0)], caption)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bandai Namco labels
+
+
+@dataclass(frozen=True)
+class BandaiLabel:
+    dataset: int  # 1 or 2
+    content: str  # e.g. "walk-turn-left"
+    style: str  # e.g. "not-confident"
+    take: str  # e.g. "001"
+
+
+_BANDAI_NAME = re.compile(r"^dataset-(\d+)_([a-z-]+)_([a-z-]+)_(\d+)$")
+
+
+def parse_bandai_name(stem: str) -> BandaiLabel:
+    """Labels from a file name ``dataset-N_{content}_{style}_{take}`` (contents/styles use hyphens)."""
+    match = _BANDAI_NAME.match(stem)
+    if not match:
+        raise ValueError(f"{stem}: not a Bandai Namco name 'dataset-N_content_style_take'")
+    dataset, content, style, take = match.groups()
+    if content not in ACTIONS:
+        raise ValueError(f"{stem}: unknown Bandai content {content!r}")
+    if style not in STYLES:
+        raise ValueError(f"{stem}: unknown Bandai style {style!r}")
+    return BandaiLabel(int(dataset), content, style, take)
+
+
+ACTIONS["walk-turn-left"] = turn_action(90.0)
+ACTIONS["walk-turn-right"] = turn_action(-90.0)
+
+
+def bandai_captions(label: BandaiLabel, seed_name: str, turn_degrees: float | None = None) -> list[str]:
+    """Captions for a Bandai clip. For walk-turn-* pass the measured heading change (degrees, + = left):
+    the caption then says what the clip does, also in the few takes that turn the other way."""
+    action = ACTIONS[label.content]
+    if label.content.startswith("walk-turn-") and turn_degrees is not None:
+        action = turn_action(turn_degrees)
+    return captions_for(action, STYLES[label.style], seed_name)
+
+
+CMU_CATEGORIES = ("salsa", "indian", "martial")
+
+
+def cmu_dance_captions(category: str, seed_name: str) -> list[str]:
+    if category not in CMU_CATEGORIES:
+        raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_CATEGORIES)})")
+    return captions_for(ACTIONS[category], NEUTRAL, seed_name)

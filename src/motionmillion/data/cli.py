@@ -1,0 +1,87 @@
+"""``motionmillion data ...``: import BVH motion capture, pack a dataset, print its statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Import motion capture, pack and inspect datasets.", no_args_is_help=True, add_completion=False)
+
+
+@app.command("import-bvh")
+def import_bvh_command(
+    src: Path = typer.Argument(..., help="A BVH file or a folder searched recursively for .bvh files."),
+    recipe: str = typer.Option(..., "--recipe", help="bandai | cmu-dance | generic"),
+    out: Path = typer.Option(..., "--out", help="Dataset folder (MotionMillion layout); created or extended."),
+    prefix: str = typer.Option(None, "--prefix", help="Clip name folder (default: the recipe name)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
+    finalize: bool = typer.Option(True, "--finalize/--no-finalize", help="Recompute mean/std and splits afterwards."),
+) -> None:
+    """Import BVH files into a dataset: clips + mirrored copies, captions, then mean/std and splits.
+
+    Resumable: files finished by an earlier run are skipped. Bad files are listed and skipped."""
+    from rich.console import Console
+
+    from motionmillion.data.importers import RECIPES, import_bvh
+
+    console = Console(soft_wrap=True)
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}", param_hint="--recipe")
+    try:
+        report = import_bvh(src, out, recipe, prefix=prefix, workers=workers, finalize=finalize)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"[bold]{recipe}[/bold]: imported {len(report.imported)} files ({report.clips_written} clips incl. mirrors), "
+        f"already done {len(report.resumed)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
+        f"in {report.wall_seconds:.1f} s -> {out}"
+    )
+    for path, why in report.skipped:
+        console.print(f"  [yellow]skipped[/yellow] {path}: {why}")
+    for path, error in report.failed:
+        console.print(f"  [red]failed[/red] {error if path in error else f'{path}: {error}'}")
+
+
+@app.command("pack")
+def pack_command(dataset: Path = typer.Argument(..., help="Dataset folder (MotionMillion layout).")) -> None:
+    """Pack every clip into one memory-mapped frame array + index (DATASET/packed/), streaming."""
+    from rich.console import Console
+
+    from motionmillion.data.packed import PackedMotions, pack_dataset
+
+    console = Console(soft_wrap=True)
+    try:
+        folder = pack_dataset(dataset)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    packed = PackedMotions(folder)
+    console.print(f"packed {len(packed)} clips, {int(packed.lengths.sum())} frames -> {folder}")
+
+
+@app.command("stats")
+def stats_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder (MotionMillion layout)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    examples: int = typer.Option(5, "--examples", help="Caption examples to show."),
+) -> None:
+    """Counts per split, hours, length histogram and caption examples."""
+    import json
+
+    from motionmillion.data.stats import dataset_stats, print_stats
+
+    try:
+        stats = dataset_stats(dataset, examples=examples)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+    else:
+        print_stats(stats)
+
+
+if __name__ == "__main__":
+    app()
