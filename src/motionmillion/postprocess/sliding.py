@@ -27,6 +27,7 @@ from motionmillion.motion import (
     validate_features,
 )
 from motionmillion.motion.representation import POSITIONS
+from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import FPS, NUM_JOINTS
 from motionmillion.postprocess.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
 from motionmillion.postprocess.ik import LEFT_LEG, RIGHT_LEG, globals_to_locals, solve_leg
@@ -44,6 +45,8 @@ class SlidingConfig:
     contact: ContactConfig = field(default_factory=ContactConfig)
     # Frames on each side of a contact run over which the pin offset fades out (cubic ease).
     blend_frames: int = 6
+    # Pin contact heights too (to the run's mean height), not only the horizontal position.
+    pin_height: bool = True
 
 
 DEFAULT_SLIDING = SlidingConfig()
@@ -71,7 +74,9 @@ def _ease(x: np.ndarray) -> np.ndarray:
     return 2.0 * x**3 - 3.0 * x**2 + 1.0
 
 
-def pin_offsets(positions: np.ndarray, contact: np.ndarray, blend_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def pin_offsets(
+    positions: np.ndarray, contact: np.ndarray, blend_frames: int, pin_height: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame offsets (T, 3) that pin each contact run of one joint, and their weights (T,).
 
     Inside a run the offset moves the joint to the run's mean position (weight 1). Outside, the
@@ -85,6 +90,8 @@ def pin_offsets(positions: np.ndarray, contact: np.ndarray, blend_frames: int) -
     for start, end in runs:
         offsets[start:end] = positions[start:end].mean(axis=0) - positions[start:end]
         weights[start:end] = 1.0
+    if not pin_height:
+        offsets[:, 1] = 0.0
     if blend_frames <= 0 or not runs:
         return offsets, weights
     scale = blend_frames + 1.0
@@ -137,7 +144,7 @@ def fix_foot_sliding(
 
     # Pin offsets per contact joint (ankle, toe of each side).
     pinned = {
-        joint: pin_offsets(joints[:, joint], contacts[:, column], config.blend_frames)
+        joint: pin_offsets(joints[:, joint], contacts[:, column], config.blend_frames, config.pin_height)
         for column, joint in enumerate(CONTACT_JOINTS)
     }
     new_rotations = rotations.copy()
@@ -156,6 +163,25 @@ def fix_foot_sliding(
         )
         new_rotations[active] = globals_to_locals(global_rot[active], new_globals, new_rotations[active])
     return encode_consistent(new_rotations, root, offsets).astype(features.dtype, copy=False)
+
+
+def inject_sliding(features: np.ndarray, amplitude_deg: float = 4.0, hz: float = 0.4, seed: int = 0) -> np.ndarray:
+    """Add foot sliding to a clean motion (for tests and benchmarks): a slow sway of both hips.
+
+    Each hip's rotation gets a sinusoidal pitch and roll (``amplitude_deg``, ``hz``, random phases),
+    so planted feet slide by ~0.1-0.2 m/s while the pelvis, spine, arms and head do not move.
+    """
+    features = validate_features(features)
+    rng = np.random.default_rng(seed)
+    rotations, root = decode_rotations(features)
+    offsets = fit_offsets(decode_joints(features), rotations)
+    t = np.arange(len(features)) / FPS
+    for hip in (LEFT_LEG[0], RIGHT_LEG[0]):
+        phase = rng.uniform(0.0, 2.0 * np.pi, size=2)
+        angles = np.radians(amplitude_deg) * np.sin(2.0 * np.pi * hz * t[:, None] + phase)  # (T, 2)
+        axis_angle = np.stack([angles[:, 0], np.zeros(len(t)), angles[:, 1]], axis=-1)  # pitch (x), roll (z)
+        rotations[:, hip] = axis_angle_to_matrix(axis_angle) @ rotations[:, hip]
+    return encode_consistent(rotations, root, offsets)
 
 
 def leg_free_joints() -> list[int]:
