@@ -139,6 +139,8 @@ def _bandai_json_check(path: Path, label: caps.BandaiLabel) -> list[str]:
 
 
 def plan_bandai(path: Path, src: Path, prefix: str) -> SourceJob:
+    if not path.stem.startswith("dataset-"):
+        raise _NotForRecipe("not a Bandai Namco file name (dataset-N_content_style_take)")
     label = caps.parse_bandai_name(path.stem)
     stratum = f"bandai-{label.dataset}/{label.content}" + (f"/{label.style}" if label.dataset != 1 else "")
     return SourceJob(
@@ -297,7 +299,7 @@ def import_bvh(
             report.skipped.append((str(path), str(why)))
             continue
         except ValueError as error:
-            report.failed.append((str(path), str(error)))
+            report.failed.append((str(path), f"{path}: {error}"))
             continue
         if _is_done(out, job):
             report.resumed.append(job.path)

@@ -65,7 +65,8 @@ def dataset_stats(root: str | Path, examples: int = 5, seed: int = 0) -> dict:
         histogram.append({"frames": label, "clips": int(count)})
 
     rng = random.Random(seed)
-    sample = rng.sample([n for n in names if not n.rpartition("/")[2].startswith("M")] or names, min(examples, len(names)))
+    originals = [n for n in names if not n.rpartition("/")[2].startswith("M")] or names
+    sample = rng.sample(originals, min(examples, len(originals)))
     return {
         "root": str(dataset.root),
         "clips": len(names),
