@@ -97,7 +97,8 @@ def render_motion(
         with atomic_path(path) as tmp:
             if suffix == ".mp4":
                 writer = imageio.get_writer(
-                    tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, pixelformat="yuv420p", macro_block_size=16
+                    tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, pixelformat="yuv420p",
+                    macro_block_size=16, ffmpeg_params=["-preset", "veryfast"],
                 )
             else:
                 writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
