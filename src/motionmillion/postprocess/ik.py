@@ -34,7 +34,8 @@ def solve_leg(
     """New *global* rotations of the hip, knee and ankle of one leg, for N frames.
 
     ``global_rot`` (N, 22, 3, 3) and ``joints`` (N, 22, 3) describe the current pose (FK-consistent);
-    the ankle is moved onto ``ankle_target`` (N, 3) (as close as the leg's length allows) with the
+    the ankle is moved onto ``ankle_target`` (N, 3) (beyond the leg's reach: straight above it, at
+    full stretch, else as close as possible) with the
     knee bending in the plane that holds its current position (the pole), and the foot is then
     turned the least so the ankle->toe bone points at ``toe_target`` (N, 3). Bone lengths are kept.
     """
@@ -43,10 +44,15 @@ def solve_leg(
     upper = np.linalg.norm(k - h, axis=-1)
     lower = np.linalg.norm(a - k, axis=-1)
 
+    # Out of reach (a stretched stance leg at heel strike or heel-off): keep the target's floor
+    # position and lift the ankle instead of pulling the foot towards the hip, i.e. sliding it.
+    max_reach = (upper + lower) * (1.0 - 1e-6)
     to_target = ankle_target - h
-    reach = np.clip(
-        np.linalg.norm(to_target, axis=-1), np.abs(upper - lower) + 1e-6, (upper + lower) * (1.0 - 1e-6)
-    )
+    horizontal = np.linalg.norm(to_target[:, [0, 2]], axis=-1)
+    lift = (np.linalg.norm(to_target, axis=-1) > max_reach) & (horizontal < max_reach) & (to_target[:, 1] < 0)
+    to_target = to_target.copy()
+    to_target[lift, 1] = -np.sqrt(max_reach[lift] ** 2 - horizontal[lift] ** 2)
+    reach = np.clip(np.linalg.norm(to_target, axis=-1), np.abs(upper - lower) + 1e-6, max_reach)
     direction = _normalize(to_target)
     # Pole: the current knee, seen from the hip, perpendicular to the target direction. A leg that
     # is almost straight has no usable pole; then the hip's forward axis (+Z at rest) bends it.
