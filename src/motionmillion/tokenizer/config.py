@@ -1,0 +1,204 @@
+"""Typed configs of the motion tokenizer: model, loss and training, with named presets.
+
+A preset name means the same thing everywhere: ``paper`` is the released MotionMillion FSQ-VAE
+(512 wide, FSQ [8,8,8,5,5,5] = 64,000 codes, 2 frames per token, no patch), ``small`` is our CPU
+preset, ``tiny`` exists for tests. Any field can be overridden with ``section.field=value``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from motionmillion.motion.representation import FEATURE_DIM
+
+PATCH_METHODS = ("haar", "db2", "rearrange")
+SCHEDULES = ("cosine", "multistep", "constant")
+
+
+@dataclass
+class TokenizerConfig:
+    """Architecture of the FSQ autoencoder (what ``config.json`` of a tokenizer folder holds)."""
+
+    levels: list[int] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
+    width: int = 512
+    depth: int = 3  # residual blocks per Resnet1D
+    dilation_growth: int = 3  # dilations growth**d for d < depth, applied in reverse order
+    down_t: int = 1  # number of stride-2 down-sampling stages (1 -> 2x, 2 -> 4x)
+    causal: bool = False  # left-only padding: a decoded frame depends on current and past tokens only
+    patch_size: int = 1  # frames folded by the patcher before the encoder (power of 2; 1 = none)
+    patch_method: str = "haar"
+    input_dim: int = FEATURE_DIM
+
+    def __post_init__(self) -> None:
+        self.levels = [int(level) for level in self.levels]
+        if not self.levels or any(level < 2 for level in self.levels):
+            raise ValueError(f"FSQ levels must be integers >= 2, got {self.levels}")
+        if self.width < 1 or self.depth < 1 or self.dilation_growth < 1 or self.down_t < 0:
+            raise ValueError(f"bad tokenizer sizes: width={self.width} depth={self.depth} down_t={self.down_t}")
+        if self.patch_size < 1 or self.patch_size & (self.patch_size - 1):
+            raise ValueError(f"patch_size must be a power of 2, got {self.patch_size}")
+        if self.patch_method not in PATCH_METHODS:
+            raise ValueError(f"patch_method must be one of {PATCH_METHODS}, got {self.patch_method!r}")
+        if self.causal and self.patch_size > 1 and self.patch_method == "db2":
+            raise ValueError("a causal tokenizer needs a block-local patcher (haar or rearrange), not db2")
+        if self.frames_per_token < 2:
+            raise ValueError("frames_per_token (patch_size * 2**down_t) must be at least 2")
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.levels)
+
+    @property
+    def frames_per_token(self) -> int:
+        return self.patch_size * 2**self.down_t
+
+
+@dataclass
+class LossConfig:
+    """Weights of the SmoothL1 terms on normalised features (0 switches a term off)."""
+
+    beta: float = 1.0  # SmoothL1 transition point
+    reconstruction: float = 1.0  # all 272 features
+    positions: float = 0.5  # local joint positions [8:74] (the reference's so-called "velocity" loss)
+    root: float = 0.0  # root velocity + heading [0:8]
+    velocity: float = 0.0  # joint velocities [74:140] (the real velocity block)
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or min(self.reconstruction, self.positions, self.root, self.velocity) < 0:
+            raise ValueError(f"loss weights must be >= 0 and beta > 0: {self}")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # per process
+    window: int = 96  # frames per training window
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 48_000
+    schedule: str = "multistep"  # after warm-up: cosine to min_lr_ratio, multistep, or constant
+    milestones: list[int] = field(default_factory=lambda: [300_000])
+    gamma: float = 0.05
+    min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr
+    max_steps: int = 6_048_000
+    max_minutes: float = 0.0  # stop after this much training wall-clock (0 = no limit)
+    grad_clip: float = 0.0  # max gradient norm (0 = off)
+    seed: int = 123
+    log_every: int = 50
+    eval_every: int = 3_000
+    eval_clips: int = 64  # val clips used by the periodic MPJPE (whole clips)
+    save_every: int = 10_000
+    snapshot_minutes: list[float] = field(default_factory=list)  # keep a model copy at these minutes
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # JSON gives a list
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.batch_size < 1 or self.window < 2 or self.max_steps < 1 or self.lr <= 0:
+            raise ValueError(f"bad training sizes: {self}")
+
+
+@dataclass
+class RunConfig:
+    model: TokenizerConfig = field(default_factory=TokenizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        fpt = self.model.frames_per_token
+        if self.train.window % fpt:
+            raise ValueError(f"window {self.train.window} must be a multiple of frames_per_token {fpt}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=_from_dict(TokenizerConfig, data.get("model", {})),
+            loss=_from_dict(LossConfig, data.get("loss", {})),
+            train=_from_dict(TrainConfig, data.get("train", {})),
+        )
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return cls(**data)
+
+
+def tokenizer_config_from_json(path: str | Path) -> TokenizerConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read tokenizer config: {error}") from error
+    data = dict(data.get("model", data))
+    derived = {key: data.pop(key) for key in ("model_type", "codebook_size", "frames_per_token") if key in data}
+    try:
+        config = _from_dict(TokenizerConfig, data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: invalid tokenizer config: {error}") from error
+    for key in ("codebook_size", "frames_per_token"):
+        if key in derived and derived[key] != getattr(config, key):
+            raise ValueError(f"{path}: {key} {derived[key]} does not match the levels/patch/down_t ({getattr(config, key)})")
+    return config
+
+
+def _paper() -> RunConfig:
+    return RunConfig()
+
+
+def _small() -> RunConfig:
+    # CPU preset: narrower net, 1,000 codes, a real Haar patch of 2 frames + one 2x stage = 4 frames/token.
+    return RunConfig(
+        model=TokenizerConfig(levels=[8, 5, 5, 5], width=256, depth=3, dilation_growth=3, down_t=1, patch_size=2),
+        loss=LossConfig(positions=0.5, root=0.5, velocity=0.5),
+        train=TrainConfig(
+            batch_size=64, lr=1e-3, warmup_steps=200, schedule="cosine", min_lr_ratio=0.05, max_steps=20_000,
+            max_minutes=60.0, grad_clip=1.0, log_every=20, eval_every=500, eval_clips=48, save_every=250,
+            snapshot_minutes=[10.0, 30.0, 60.0],
+        ),
+    )  # fmt: skip
+
+
+def _tiny() -> RunConfig:
+    return RunConfig(
+        model=TokenizerConfig(levels=[5, 5, 5], width=32, depth=2, dilation_growth=2, down_t=1, patch_size=2),
+        loss=LossConfig(positions=0.5, root=0.5, velocity=0.5),
+        train=TrainConfig(
+            batch_size=4, window=16, lr=1e-3, warmup_steps=2, schedule="cosine", max_steps=8, log_every=2,
+            eval_every=4, eval_clips=2, save_every=4,
+        ),
+    )  # fmt: skip
+
+
+PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
+
+
+def get_preset(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown tokenizer preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Return a copy with ``section.field=value`` overrides applied (values parsed as JSON, else text)."""
+    data = config.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in data or name not in data[section]:
+            raise ValueError(f"bad override {item!r}: expected section.field=value with section in {sorted(data)}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        data[section][name] = value
+    return RunConfig.from_dict(data)

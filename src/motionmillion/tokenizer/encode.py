@@ -1,0 +1,128 @@
+"""Encode every clip of a packed dataset to token ids for the generator (contract 5, see encoded.py).
+
+Whole clips (mirrored copies are separate "M" clips already) are cropped to a multiple of
+frames_per_token from the start and encoded one at a time (no padding, so ids do not depend on the
+batch). Work is done in chunks written atomically to ENCODED/.parts/, so a killed job resumes where it
+stopped; the final files are assembled at the end and the parts removed. Clips with NaN/infinite
+values or fewer frames than one token are skipped and listed in skipped.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motionmillion.utils.io import atomic_path, atomic_save_npy, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256  # clips per resumable part
+SPLITS = ("train", "val", "test")
+
+
+def _fingerprint(model_dir: Path, data_root: Path, names: list[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update((model_dir / "config.json").read_bytes())
+    digest.update((model_dir / "model.safetensors").read_bytes())
+    digest.update(str(data_root.resolve()).encode())
+    digest.update("\n".join(names).encode())
+    return digest.hexdigest()
+
+
+def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | Path, progress: bool = True) -> Path:
+    from tqdm.auto import tqdm
+
+    from motionmillion.data.layout import MotionDataset
+    from motionmillion.tokenizer.data import load_normalizer, open_packed, read_split
+    from motionmillion.tokenizer.model import MotionTokenizer
+
+    model_dir, data_root, out_dir = Path(model_dir), Path(data_root), Path(out_dir)
+    model = MotionTokenizer.from_pretrained(model_dir)
+    packed = open_packed(data_root)
+    normalizer = load_normalizer(data_root)
+    run_norm = model_dir / "normalization" / "mean.npy"
+    if run_norm.is_file() and not np.allclose(np.load(run_norm), normalizer.mean, atol=1e-5):
+        raise ValueError(f"{run_norm}: the tokenizer was trained with other mean/std than {data_root}")
+    names = list(packed.names)
+    fpt = model.frames_per_token
+
+    parts_dir = out_dir / ".parts"
+    job_path = parts_dir / "job.json"
+    fingerprint = _fingerprint(model_dir, data_root, names)
+    if job_path.is_file() and json.loads(job_path.read_text()).get("fingerprint") != fingerprint:
+        log.warning("%s: tokenizer or dataset changed since the interrupted job; starting over", parts_dir)
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(job_path, {"fingerprint": fingerprint, "clips": len(names), "chunk": CHUNK})
+
+    chunks = range(0, len(names), CHUNK)
+    bar = tqdm(total=len(names), disable=not progress, desc="encode", dynamic_ncols=True)
+    with torch.inference_mode():
+        for chunk_start in chunks:
+            part = parts_dir / f"part_{chunk_start // CHUNK:06d}.npz"
+            chunk_names = names[chunk_start : chunk_start + CHUNK]
+            if part.is_file():
+                bar.update(len(chunk_names))
+                continue
+            kept, codes, skipped = [], [], []
+            for offset, name in enumerate(chunk_names):
+                features = np.asarray(packed[chunk_start + offset], dtype=np.float32)
+                length = len(features) - len(features) % fpt
+                if length < fpt:
+                    skipped.append(f"{name}: {len(features)} frames < {fpt} (one token)")
+                elif not np.isfinite(features).all():
+                    frame = int(np.nonzero(~np.isfinite(features).all(axis=1))[0][0])
+                    skipped.append(f"{name}: NaN/infinite values (first at frame {frame})")
+                else:
+                    x = torch.from_numpy(normalizer.normalize(features[:length]))[None]
+                    codes.append(model.encode(x)[0].numpy().astype(np.int32))
+                    kept.append(name)
+                bar.update(1)
+            lengths = np.array([len(c) for c in codes], dtype=np.int64)
+            flat = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
+            with atomic_path(part) as tmp, open(tmp, "wb") as f:
+                np.savez(f, names=np.array(kept, dtype=str), codes=flat, lengths=lengths,
+                         skipped=np.array(skipped, dtype=str))  # fmt: skip
+    bar.close()
+
+    all_names, all_codes, all_lengths, all_skipped = [], [], [], []
+    for k in range(len(chunks)):
+        with np.load(parts_dir / f"part_{k:06d}.npz") as part:
+            all_names += [str(n) for n in part["names"]]
+            all_codes.append(part["codes"])
+            all_lengths.append(part["lengths"])
+            all_skipped += [str(s) for s in part["skipped"]]
+    codes = np.concatenate(all_codes) if all_codes else np.zeros(0, dtype=np.int32)
+    lengths = np.concatenate(all_lengths) if all_lengths else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+
+    dataset = MotionDataset(data_root)
+    encoded = set(all_names)
+    splits = {}
+    for split in SPLITS:
+        try:
+            splits[split] = [n for n in read_split(data_root, split, "t2m_60_300") if n in encoded]
+        except FileNotFoundError:
+            log.warning("%s: no t2m_60_300/%s split; writing it empty", data_root, split)
+            splits[split] = []
+    atomic_save_npy(out_dir / "codes.npy", codes.astype(np.int32))
+    with atomic_path(out_dir / "index.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, names=np.array(all_names, dtype=str), starts=starts, lengths=lengths)
+    atomic_write_json(out_dir / "texts.json", {name: dataset.texts(name) for name in all_names})
+    atomic_write_json(out_dir / "splits.json", splits)
+    atomic_write_json(out_dir / "skipped.json", all_skipped)
+    atomic_write_json(out_dir / "config.json", {
+        "codebook_size": model.codebook_size, "frames_per_token": fpt,
+        "tokenizer": str(model_dir.resolve()), "dataset": str(data_root.resolve()),
+        "clips": len(all_names), "tokens": int(len(codes)), "skipped": len(all_skipped),
+    })  # fmt: skip
+    shutil.rmtree(parts_dir)
+    if all_skipped:
+        log.warning("skipped %d clip(s): %s", len(all_skipped), "; ".join(all_skipped[:5]))
+    return out_dir
