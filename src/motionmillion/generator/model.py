@@ -178,9 +178,11 @@ class MotionGPT(nn.Module):
         valid = torch.gather(text_mask, 1, order)
         features = torch.gather(text_features, 1, order[..., None].expand_as(text_features))
         prefix = self.text_proj(features)
-        if drop_text is not None and drop_text.any():
-            if self.null_prefix is None:
-                raise ValueError("this generator was trained without condition dropout: it has no null prefix")
+        if drop_text is not None and self.null_prefix is None and drop_text.any():
+            raise ValueError("this generator was trained without condition dropout: it has no null prefix")
+        # Whenever drop_text is given the null prefix joins the graph (even if no row is dropped), so DDP
+        # sees a gradient for it on every rank.
+        if drop_text is not None and self.null_prefix is not None:
             drop = drop_text.bool()
             null = torch.zeros_like(prefix[0])
             null[-1] = self.null_prefix.to(prefix.dtype)

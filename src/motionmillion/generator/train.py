@@ -1,0 +1,289 @@
+"""Train the prefix-LM on encoded motion tokens with Hugging Face Accelerate (DDP, FSDP, DeepSpeed).
+
+Plain PyTorch loop: AdamW, linear warm-up + cosine, bf16 autocast over fp32 master weights, gradient
+clipping, TensorBoard, tqdm, resumable checkpoints. Batches are a pure function of (seed, step, rank),
+so ``train`` on an existing RUN folder continues from its last checkpoint and ends with the same
+weights as an uninterrupted run.
+
+RUN/
+  generator/{config.json, model.safetensors}     the trained model (what a pipeline folder holds)
+  run.json                                       settings, codebook, frames_per_token, text encoder
+  checkpoints/step_<N>/ + checkpoints/latest.json  resumable state (accelerate.save_state)
+  text_cache/                                    fp16 text features, one row per unique caption
+  tensorboard/, train.log
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from motionmillion.generator.config import GeneratorConfig, TrainConfig, default_mixed_precision
+from motionmillion.generator.data import TextFeatureCache, TokenDataset, open_encoded
+from motionmillion.generator.model import MotionGPT
+
+log = logging.getLogger("motionmillion.generator.train")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up from 0 to ``lr`` over ``warmup_steps``, then cosine down to ``min_lr_ratio * lr``."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def save_generator(folder: str | Path, config: GeneratorConfig, state_dict: dict[str, torch.Tensor]) -> None:
+    """Write ``config.json`` + ``model.safetensors`` (fp32 copies, contiguous)."""
+    from safetensors.torch import save_file
+
+    from motionmillion.utils.io import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    config.save(folder / "config.json")
+
+
+def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> MotionGPT:
+    """Load a generator folder; missing, corrupt or mismatched files raise ValueError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = GeneratorConfig.load(folder / "config.json")
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: generator weights are missing")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{weights}: damaged safetensors file ({err})") from err
+    with torch.device("meta"):
+        model = MotionGPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))[:5]
+        unexpected = sorted(set(found) - set(expected))[:5]
+        shapes = [k for k in expected if k in found and expected[k] != found[k]][:5]
+        raise ValueError(
+            f"{weights}: does not match {folder / 'config.json'} (missing {missing}, unexpected {unexpected}, "
+            f"wrong shape {shapes})"
+        )
+    model = MotionGPT(config)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _setup_logging(out: Path, is_main: bool) -> None:
+    log.setLevel(logging.INFO)
+    for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:  # a previous run in this process
+        log.removeHandler(old)
+        old.close()
+    if is_main:
+        handler = logging.FileHandler(out / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+
+
+def latest_checkpoint(out: Path) -> tuple[Path, int] | None:
+    pointer = out / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    info = json.loads(pointer.read_text(encoding="utf-8"))
+    path = out / "checkpoints" / info["dir"]
+    return (path, int(info["step"])) if path.is_dir() else None
+
+
+def train(
+    model_config: GeneratorConfig,
+    train_config: TrainConfig,
+    tokens: str | Path,
+    out: str | Path,
+    cpu: bool = False,
+    max_steps_this_run: int | None = None,
+) -> Path:
+    """Train (or resume) into ``out``; returns ``out / "generator"``.
+
+    ``max_steps_this_run`` stops early after that many steps (a planned interruption, used by tests).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    mixed = train_config.mixed_precision if train_config.mixed_precision != "auto" else default_mixed_precision()
+    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed)
+    is_main = accelerator.is_main_process
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    _setup_logging(out, is_main)
+
+    encoded = open_encoded(tokens)
+    model_config = dataclasses.replace(
+        model_config, codebook_size=int(encoded.codebook_size), max_text_tokens=train_config.text_max_length
+    )
+    data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens)
+    val_data = None
+    if encoded.split("val"):
+        try:
+            val_data = TokenDataset(encoded, "val", model_config.max_motion_tokens)
+        except ValueError:
+            val_data = None
+    captions = data.all_captions() + (val_data.all_captions() if val_data else [])
+    cache_dir = out / "text_cache"
+    if is_main:
+        TextFeatureCache.build(cache_dir, captions, train_config.text_encoder, train_config.text_max_length)
+    accelerator.wait_for_everyone()
+    cache = TextFeatureCache(cache_dir)
+    model_config = dataclasses.replace(model_config, text_dim=cache.dim)
+
+    run_info = {
+        "model": model_config.to_dict(),
+        "train": train_config.to_dict(),
+        "tokens": str(Path(tokens).resolve()),
+        "codebook_size": int(encoded.codebook_size),
+        "frames_per_token": int(encoded.frames_per_token),
+        "text_encoder": {"name_or_path": train_config.text_encoder, "max_length": train_config.text_max_length},
+        "mixed_precision": mixed,
+        "num_processes": accelerator.num_processes,
+        "train_items": len(data),
+    }
+    encoded_config = Path(tokens) / "config.json"
+    if encoded_config.is_file():
+        run_info["encoded"] = json.loads(encoded_config.read_text(encoding="utf-8"))
+    if is_main:
+        from motionmillion.utils.io import atomic_write_json
+
+        atomic_write_json(out / "run.json", run_info)
+
+    set_seed(train_config.seed)
+    model = MotionGPT(model_config)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, betas=train_config.betas, eps=train_config.eps,
+        weight_decay=train_config.weight_decay,
+    )  # fmt: skip
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    start_step = 0
+    resume = latest_checkpoint(out)
+    if resume is not None:
+        accelerator.load_state(str(resume[0]))
+        start_step = resume[1]
+        log.info("resumed from %s at step %d", resume[0], start_step)
+    if is_main:
+        n_params = sum(p.numel() for p in accelerator.unwrap_model(model).parameters())
+        log.info("model %s: %.2fM parameters; %d training items; %d processes; mixed precision %s",
+                 model_config.preset, n_params / 1e6, len(data), accelerator.num_processes, mixed)  # fmt: skip
+
+    writer = None
+    if is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+    end_step = train_config.steps
+    if max_steps_this_run is not None:
+        end_step = min(end_step, start_step + max_steps_this_run)
+    bar = tqdm(total=train_config.steps, initial=start_step, desc="generator", unit="step", disable=not is_main)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    model.train()
+    started, loss_sum, loss_count = time.time(), 0.0, 0
+    for step in range(start_step, end_step):
+        lr = learning_rate(step, train_config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = data.make_batch(
+            cache, train_config.seed, step, rank, world, train_config.batch_size,
+            train_config.token_aug_prob, model_config.cond_drop_prob,
+        )  # fmt: skip
+        device = accelerator.device
+        logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device),
+                       batch.drop_text.to(device))  # fmt: skip
+        loss = MotionGPT.loss(accelerator.unwrap_model(model), logits, batch.tokens.to(device))
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), train_config.grad_clip) if train_config.grad_clip else None
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum, loss_count = loss_sum + loss.detach().float(), loss_count + 1
+        done = step + 1
+        if done % train_config.log_every == 0 or done == end_step:
+            mean_loss = accelerator.reduce(torch.as_tensor(loss_sum / loss_count, device=device), "mean").item()
+            loss_sum, loss_count = 0.0, 0
+            if is_main:
+                writer.add_scalar("train/loss", mean_loss, done)
+                writer.add_scalar("train/lr", lr, done)
+                if grad_norm is not None:
+                    writer.add_scalar("train/grad_norm", float(grad_norm), done)
+                bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}")
+                log.info("step %d loss %.4f lr %.3e (%.1f steps/s)", done, mean_loss, lr,
+                         (done - start_step) / (time.time() - started))  # fmt: skip
+        bar.update(1)
+        if val_data is not None and train_config.val_every and done % train_config.val_every == 0:
+            _validate(model, accelerator, val_data, cache, train_config, writer, done)
+        if done % train_config.save_every == 0 or done == end_step:
+            _save_checkpoint(accelerator, model, out, done, train_config.keep_checkpoints)
+    bar.close()
+    if end_step == train_config.steps and val_data is not None:
+        _validate(model, accelerator, val_data, cache, train_config, writer, end_step)
+    state_dict = accelerator.get_state_dict(model)
+    if is_main:
+        save_generator(out / "generator", model_config, state_dict)
+        writer.close()
+        log.info("saved %s after step %d", out / "generator", end_step)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return out / "generator"
+
+
+@torch.no_grad()
+def _validate(model, accelerator, val_data, cache, train_config, writer, step: int, batches: int = 4) -> float:
+    """Mean next-token loss over a fixed set of val batches (same on every rank, no augmentation)."""
+    model.eval()
+    device = accelerator.device
+    losses = []
+    for i in range(min(batches, math.ceil(len(val_data) / train_config.batch_size))):
+        batch = val_data.make_batch(cache, 0, i, 0, 1, train_config.batch_size, 0.0, 0.0, augment=False)
+        with accelerator.autocast():
+            logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device))
+        losses.append(MotionGPT.loss(accelerator.unwrap_model(model), logits, batch.tokens.to(device)).item())
+    model.train()
+    value = sum(losses) / len(losses)
+    if writer is not None:
+        writer.add_scalar("val/loss", value, step)
+        log.info("step %d val loss %.4f", step, value)
+    return value
+
+
+def _save_checkpoint(accelerator, model, out: Path, step: int, keep: int) -> None:
+    """accelerate state into step_<N>.tmp, renamed when complete; latest.json flips atomically."""
+    from motionmillion.utils.io import atomic_write_json
+
+    folder = out / "checkpoints"
+    tmp = folder / f"step_{step:07d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = folder / f"step_{step:07d}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        atomic_write_json(folder / "latest.json", {"dir": final.name, "step": step})
+        old = sorted(p for p in folder.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        for stale in old[:-keep] if keep > 0 else []:
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()

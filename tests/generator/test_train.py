@@ -1,0 +1,145 @@
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from motionmillion.generator.config import GeneratorConfig, TrainConfig, apply_overrides, generator_preset
+from motionmillion.generator.data import TokenDataset, open_encoded
+from motionmillion.generator.train import learning_rate, load_generator, train
+
+from . import helpers
+
+HERE = Path(__file__).parent
+
+
+def tiny_model() -> GeneratorConfig:
+    return GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32)
+
+
+def tiny_train(steps: int, **overrides) -> TrainConfig:
+    settings = dict(steps=steps, batch_size=8, lr=3e-3, warmup_steps=3, log_every=4, save_every=4, mixed_precision="no")
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def losses_in_log(run: Path) -> list[float]:
+    return [float(m) for m in re.findall(r"step \d+ loss ([0-9.]+)", (run / "train.log").read_text())]
+
+
+def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
+    encoded = helpers.make_encoded(tmp_path / "enc")
+    straight = helpers.prepared_run(tmp_path, "straight")
+    train(tiny_model(), tiny_train(10), encoded, straight)
+    resumed = helpers.prepared_run(tmp_path, "resumed")
+    train(tiny_model(), tiny_train(10), encoded, resumed, max_steps_this_run=6)  # "killed" after step 6...
+    assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 6
+    (resumed / "checkpoints" / "step_0000008.tmp").mkdir()  # ...even mid-way through writing a checkpoint
+    train(tiny_model(), tiny_train(10), encoded, resumed)
+    a, b = load_file(straight / "generator" / "model.safetensors"), load_file(resumed / "generator" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert "resumed from" in (resumed / "train.log").read_text()
+    losses = losses_in_log(straight)
+    assert losses[-1] < losses[0]
+    model = load_generator(straight / "generator")
+    assert model.config.codebook_size == 16 and model.config.text_dim == 24
+    run_info = json.loads((straight / "run.json").read_text())
+    assert run_info["frames_per_token"] == 2 and run_info["text_encoder"]["max_length"] == 150
+
+
+def test_batches_are_deterministic_augmented_and_padded(tmp_path):
+    encoded = open_encoded(helpers.make_encoded(tmp_path / "enc"))
+    data = TokenDataset(encoded, "train", max_motion_tokens=10)
+    cache_dir = helpers.fake_text_cache(tmp_path / "cache", helpers.all_captions())
+    from motionmillion.generator.data import TextFeatureCache
+
+    cache = TextFeatureCache(cache_dir)
+    a = data.make_batch(cache, 1, 5, 0, 2, 8, 1 / 3, 0.5)
+    b = data.make_batch(cache, 1, 5, 0, 2, 8, 1 / 3, 0.5)
+    other_rank = data.make_batch(cache, 1, 5, 1, 2, 8, 1 / 3, 0.5)
+    assert torch.equal(a.tokens, b.tokens) and a.captions == b.captions
+    assert not torch.equal(a.tokens, other_rank.tokens[:, : a.tokens.shape[1]]) or a.captions != other_rank.captions
+    end, pad = 16, 17
+    for row in a.tokens.tolist():
+        assert row.count(end) == 1
+        assert all(t == pad for t in row[row.index(end) + 1 :])
+        assert row.index(end) <= 10
+    # one epoch visits every item once per rank-interleaved global batch
+    seen = [i for step in range(len(data) // 4) for rank in (0, 1) for i in data.item_order(3, step, rank, 2, 2)]
+    assert sorted(seen) == list(range(len(data)))
+    # augmentation drops exactly one token at the head or the tail with probability ~1/3
+    lengths = [len(c) for c in data.codes]
+    trimmed = 0
+    for step in range(60):
+        batch = data.make_batch(cache, 0, step, 0, 1, 8, 1 / 3, 0.0, augment=True)
+        order = data.item_order(0, step, 0, 1, 8)
+        for row, index in zip(batch.tokens.tolist(), order):
+            n = row.index(end)
+            assert n in (min(lengths[index], 10), min(lengths[index], 10) - 1)
+            trimmed += n != min(lengths[index], 10)
+    assert 0.25 < trimmed / 480 < 0.42
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(steps=100, warmup_steps=10, lr=1.0)
+    values = [learning_rate(s, config) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[9:], values[10:])) and values[-1] < 0.01
+
+
+def test_overrides_reach_the_right_config():
+    model, train_config = apply_overrides(generator_preset("cpu-tiny"), TrainConfig(), ["n_layer=3", "lr=0.01", "cond_drop_prob=0.2"])
+    assert model.n_layer == 3 and model.cond_drop_prob == 0.2 and train_config.lr == 0.01
+    with pytest.raises(ValueError, match="not a generator or training setting"):
+        apply_overrides(model, train_config, ["bogus=1"])
+
+
+def test_missing_encoded_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="codes.npy missing"):
+        open_encoded(tmp_path)
+
+
+def _launch(tmp_path: Path, extra: list[str], steps: int) -> Path:
+    encoded = helpers.make_encoded(tmp_path / "enc", items=36)
+    run = helpers.prepared_run(tmp_path, "run")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", *extra, "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+               str(HERE / "distributed_train.py"), str(encoded), str(run), str(steps)]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((run / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"], ranks
+    losses = losses_in_log(run)
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses
+    assert (run / "generator" / "model.safetensors").is_file()
+    return run
+
+
+def test_ddp_two_cpu_processes_agree_and_learn(tmp_path):
+    run = _launch(tmp_path, ["--multi_gpu"], steps=10)
+    assert json.loads((run / "run.json").read_text())["num_processes"] == 2
+
+
+@pytest.mark.slow
+def test_fsdp_two_cpu_processes_agree_and_learn(tmp_path):
+    config = Path(__file__).parents[2] / "configs" / "accelerate" / "fsdp.yaml"
+    extra = ["--config_file", str(config)] if config.is_file() else ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD"]
+    _launch(tmp_path, extra, steps=15)
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_two_cpu_processes_agree_and_learn(tmp_path):
+    pytest.importorskip("deepspeed")
+    config = Path(__file__).parents[2] / "configs" / "accelerate" / "deepspeed_zero2.yaml"
+    extra = ["--config_file", str(config)] if config.is_file() else ["--use_deepspeed", "--zero_stage", "2"]
+    _launch(tmp_path, extra, steps=15)
+
