@@ -51,11 +51,11 @@ def render_motion(
         trajectory: draw the root's ground track so far.
     """
     import imageio.v2 as imageio
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+    # A bare Figure on an Agg canvas: no pyplot, so no global backend state and nothing to close.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection  # also registers the "3d" projection
 
     from motionmillion.utils.io import atomic_path
 
@@ -71,57 +71,57 @@ def render_motion(
     size = max(64, int(size) // 16 * 16)
     dpi = 100
 
-    fig = plt.figure(figsize=(size / dpi, size / dpi), dpi=dpi)
-    try:
-        ax = fig.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0), projection="3d")
-        ax.set_axis_off()
-        ax.set_box_aspect((1, 1, 1), zoom=1.25)
-        # With vertical_axis="y", matplotlib's azim 0 puts the camera on +Z looking at -Z (checked
-        # on rendered frames: a figure facing +Z shows its left hand on the image's right).
-        ax.view_init(elev=elev, azim=azim, vertical_axis="y")
-        ax.set_ylim(-0.15, 2 * radius - 0.15)
-        if title:
-            fig.text(0.5, 0.985, _wrap(title, width=int(size / 8)), ha="center", va="top", fontsize=9)
+    fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0), projection="3d")
+    ax.set_axis_off()
+    ax.set_box_aspect((1, 1, 1), zoom=1.25)
+    # With vertical_axis="y", matplotlib's azim 0 puts the camera on +Z looking at -Z (checked
+    # on rendered frames: a figure facing +Z shows its left hand on the image's right).
+    ax.view_init(elev=elev, azim=azim, vertical_axis="y")
+    ax.set_ylim(-0.15, 2 * radius - 0.15)
+    if title:
+        fig.text(0.5, 0.985, _wrap(title, width=int(size / 8)), ha="center", va="top", fontsize=9)
 
-        # Floor grid inside the view square only (matplotlib does not clip 3D lines); it is rebuilt
-        # per frame at fixed world positions, so it scrolls as the camera follows the root.
-        floor = Line3DCollection(_grid(root[0, 0], root[0, 2], radius, GRID_STEP), colors=FLOOR_COLOUR, linewidths=0.6, alpha=0.7)
-        ax.add_collection3d(floor, autolim=False)
+    # Floor grid inside the view square only (matplotlib does not clip 3D lines); it is rebuilt
+    # per frame at fixed world positions, so it scrolls as the camera follows the root.
+    floor = Line3DCollection(
+        _grid(root[0, 0], root[0, 2], radius, GRID_STEP), colors=FLOOR_COLOUR, linewidths=0.6, alpha=0.7
+    )
+    ax.add_collection3d(floor, autolim=False)
 
-        (track,) = ax.plot([], [], [], color=TRAJECTORY_COLOUR, linewidth=1.5)
-        lines = [
-            ax.plot([], [], [], color=colour, linewidth=3.0 if i in (0, 1, 2) else 2.5, solid_capstyle="round")[0]
-            for i, colour in enumerate(CHAIN_COLOURS)
-        ]
+    (track,) = ax.plot([], [], [], color=TRAJECTORY_COLOUR, linewidth=1.5)
+    lines = [
+        ax.plot([], [], [], color=colour, linewidth=3.0 if i in (0, 1, 2) else 2.5, solid_capstyle="round")[0]
+        for i, colour in enumerate(CHAIN_COLOURS)
+    ]
 
-        with atomic_path(path) as tmp:
-            if suffix == ".mp4":
-                writer = imageio.get_writer(
-                    tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, pixelformat="yuv420p",
-                    macro_block_size=16, ffmpeg_params=["-preset", "veryfast"],
-                )
-            else:
-                writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
-            try:
-                for t in range(len(joints)):
-                    for line, chain in zip(lines, KINEMATIC_CHAINS):
-                        pts = joints[t, list(chain)]
-                        line.set_data_3d(pts[:, 0], pts[:, 1], pts[:, 2])
-                    x0, z0 = root[t, 0], root[t, 2]
-                    if trajectory:  # the ground track so far, inside the view square
-                        past = root[: t + 1]
-                        past = past[(np.abs(past[:, 0] - x0) <= radius) & (np.abs(past[:, 2] - z0) <= radius)]
-                        track.set_data_3d(past[:, 0], np.zeros(len(past)), past[:, 2])
-                    ax.set_xlim(x0 - radius, x0 + radius)
-                    ax.set_zlim(z0 - radius, z0 + radius)
-                    floor.set_segments(_grid(x0, z0, radius, GRID_STEP))
-                    fig.canvas.draw()
-                    frame = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-                    writer.append_data(np.ascontiguousarray(frame))
-            finally:
-                writer.close()
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        if suffix == ".mp4":
+            writer = imageio.get_writer(
+                tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, pixelformat="yuv420p",
+                macro_block_size=16, ffmpeg_params=["-preset", "veryfast"],
+            )
+        else:
+            writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
+        try:
+            for t in range(len(joints)):
+                for line, chain in zip(lines, KINEMATIC_CHAINS):
+                    pts = joints[t, list(chain)]
+                    line.set_data_3d(pts[:, 0], pts[:, 1], pts[:, 2])
+                x0, z0 = root[t, 0], root[t, 2]
+                if trajectory:  # the ground track so far, inside the view square
+                    past = root[: t + 1]
+                    past = past[(np.abs(past[:, 0] - x0) <= radius) & (np.abs(past[:, 2] - z0) <= radius)]
+                    track.set_data_3d(past[:, 0], np.zeros(len(past)), past[:, 2])
+                ax.set_xlim(x0 - radius, x0 + radius)
+                ax.set_zlim(z0 - radius, z0 + radius)
+                floor.set_segments(_grid(x0, z0, radius, GRID_STEP))
+                fig.canvas.draw()
+                frame = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+                writer.append_data(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
     return path
 
 
