@@ -1,6 +1,7 @@
 """Evaluator model, training loop, save/load/checksum and resume on synthetic clips."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -40,19 +41,16 @@ def test_motion_encoder_ignores_padding():
     assert torch.allclose(alone.norm(dim=-1), torch.ones(1))
 
 
-def test_train_save_load_resume(tmp_path, synthetic_splits, identity_normalizer):
-    config = TrainConfig(preset="tiny", epochs=6, batch_size=16, lr=2e-3, warmup_steps=2, seed=0)
-    run = tmp_path / "run"
-    report = train_evaluator("synthetic", run, config, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
+def test_train_save_load_resume(tmp_path, synthetic_splits, identity_normalizer, tiny_evaluator):
+    trained, evaluator = tiny_evaluator  # 6 epochs of the tiny preset (conftest)
+    report = json.loads((trained / "metrics.json").read_text())
     # 4 separable kinds; with duplicates removed, a retrieval in the top 5 of 40 is far above chance.
     assert report["test"]["dedup_t2m@5"] > 0.5
     assert report["test"]["r_precision_top3"] > 3 / 32
     assert report["sanity"]["fid_real_test_vs_real_train"] >= 0.0
-    stored = json.loads((run / "config.json").read_text())
-    assert stored["weights_sha256"] == report["weights_sha256"]
+    stored = json.loads((trained / "config.json").read_text())
+    assert stored["weights_sha256"] == report["weights_sha256"] == evaluator.checksum
 
-    evaluator = Evaluator.from_pretrained(run)
-    assert evaluator.checksum == report["weights_sha256"]
     text = evaluator.encode_text(["a person walks forward", "someone kicks forward"])
     motion = evaluator.encode_motion([synthetic_splits["test"].motions[0], np.zeros((400, 272))])  # 400 is cropped
     assert text.shape == motion.shape == (2, 64)
@@ -60,18 +58,20 @@ def test_train_save_load_resume(tmp_path, synthetic_splits, identity_normalizer)
     with pytest.raises(InvalidMotionError, match="motion 0"):
         evaluator.encode_motion([np.full((30, 272), np.nan)])
 
-    # Resume: asking for more epochs continues from the checkpoint instead of restarting.
-    more = TrainConfig(**{**config.__dict__, "epochs": 7})
-    report2 = train_evaluator("synthetic", run, more, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
+    # Resume: asking for one more epoch continues from the checkpoint instead of restarting.
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = TrainConfig(**json.loads((run / "checkpoint" / "state.json").read_text())["train_config"])
+    config.epochs += 1
+    report2 = train_evaluator("synthetic", run, config, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
     assert report2["training"]["epochs_run"] == 7 and len(report2["training"]["history"]) == 7
 
 
-def test_damaged_weights_and_missing_folder(tmp_path, synthetic_splits, identity_normalizer):
+def test_damaged_weights_and_missing_folder(tmp_path, tiny_evaluator):
     with pytest.raises(FileNotFoundError, match="config.json"):
         Evaluator.from_pretrained(tmp_path / "nothing")
     run = tmp_path / "run"
-    config = TrainConfig(preset="tiny", epochs=1, batch_size=16)
-    train_evaluator("synthetic", run, config, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
+    shutil.copytree(tiny_evaluator[0], run)
     data = bytearray((run / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
     (run / "model.safetensors").write_bytes(bytes(data))
