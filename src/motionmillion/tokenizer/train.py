@@ -120,6 +120,8 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, bf16: b
     torch.manual_seed(tc.seed)  # identical initial weights on every rank
     model = MotionTokenizer(config.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr_at(0, tc), betas=tc.betas, weight_decay=tc.weight_decay)
+    if accelerator.state.deepspeed_plugin is not None:  # no DataLoader is prepared, so say the batch size
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
 
     step, elapsed_before = 0, 0.0
