@@ -11,6 +11,11 @@ evaluator_app = typer.Typer(help="Train the text-motion evaluator.", no_args_is_
 eval_app = typer.Typer(help="Evaluate tokenizers, generators and prompt sets.", no_args_is_help=True, add_completion=False)
 
 
+@evaluator_app.callback()
+def _evaluator_group() -> None:
+    """Train the text-motion evaluator (kept a command group even with one command)."""
+
+
 def _fail(message: str) -> None:
     from rich.console import Console
 
