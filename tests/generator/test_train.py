@@ -103,7 +103,7 @@ def test_overrides_reach_the_right_config():
 
 
 def test_missing_encoded_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="codes.npy missing"):
+    with pytest.raises(ValueError, match="missing"):
         open_encoded(tmp_path)
 
 

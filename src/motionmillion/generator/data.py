@@ -24,43 +24,10 @@ CACHE_META = "text_cache.json"
 
 
 def open_encoded(folder: str | Path):
-    """The tokenizer's EncodedTokens reader (contract 5)."""
-    folder = Path(folder)
-    if not (folder / "codes.npy").is_file():
-        raise FileNotFoundError(f"{folder}: not an encoded-tokens folder (codes.npy missing); run `motionmillion tokenizer encode`")
-    try:
-        from motionmillion.tokenizer.encoded import EncodedTokens
-    except ImportError:  # until the tokenizer package ships its reader
-        return _ContractReader(folder)
+    """The tokenizer's EncodedTokens reader (contract 5); a missing or damaged folder raises ValueError."""
+    from motionmillion.tokenizer.encoded import EncodedTokens
+
     return EncodedTokens(folder)
-
-
-class _ContractReader:
-    """Minimal reader of contract 5, used only while motionmillion.tokenizer.encoded is absent."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._codes = np.load(folder / "codes.npy", mmap_mode="r")
-        index = np.load(folder / "index.npz", allow_pickle=False)
-        self.names = [str(n) for n in index["names"]]
-        self._starts, self._lengths = index["starts"], index["lengths"]
-        self._texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
-        self._splits = json.loads((folder / "splits.json").read_text(encoding="utf-8"))
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        self.codebook_size, self.frames_per_token = int(config["codebook_size"]), int(config["frames_per_token"])
-        self._position = {name: i for i, name in enumerate(self.names)}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def codes(self, i: int) -> np.ndarray:
-        return np.asarray(self._codes[self._starts[i] : self._starts[i] + self._lengths[i]])
-
-    def texts(self, name: str) -> list[str]:
-        return list(self._texts.get(name, []))
-
-    def split(self, name: str) -> list[int]:
-        return [self._position[n] for n in self._splits.get(name, []) if n in self._position]
 
 
 class TextFeatureCache:
@@ -160,7 +127,10 @@ class TokenDataset:
 
     def __init__(self, encoded, split: str, max_motion_tokens: int):
         names = encoded.names
-        indices = list(range(len(names))) if split == "all" else encoded.split(split)
+        try:
+            indices = list(range(len(names))) if split == "all" else encoded.split(split)
+        except KeyError as err:
+            raise ValueError(str(err).strip("'\"")) from None
         self.codes: list[np.ndarray] = []
         self.captions: list[list[str]] = []
         skipped = truncated = 0

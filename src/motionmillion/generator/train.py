@@ -136,12 +136,10 @@ def train(
         model_config, codebook_size=int(encoded.codebook_size), max_text_tokens=train_config.text_max_length
     )
     data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens)
-    val_data = None
-    if encoded.split("val"):
-        try:
-            val_data = TokenDataset(encoded, "val", model_config.max_motion_tokens)
-        except ValueError:
-            val_data = None
+    try:  # a val split is optional
+        val_data = TokenDataset(encoded, "val", model_config.max_motion_tokens)
+    except ValueError:
+        val_data = None
     captions = data.all_captions() + (val_data.all_captions() if val_data else [])
     cache_dir = out / "text_cache"
     if is_main:

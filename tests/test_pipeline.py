@@ -1,0 +1,115 @@
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from motionmillion.generator.config import GeneratorConfig
+from motionmillion.generator.model import MotionGPT
+from motionmillion.generator.train import save_generator
+from motionmillion.motion import Normalizer
+from motionmillion.pipeline import MotionPipeline, PipelineError, PromptError, build_pipeline_folder
+
+
+@pytest.fixture(scope="module")
+def pipeline_folder(tmp_path_factory):
+    """A complete pipeline folder with random (tiny) tokenizer and generator weights, bundled MiniLM."""
+    from motionmillion.tokenizer.config import TokenizerConfig
+    from motionmillion.tokenizer.model import MotionTokenizer
+
+    root = tmp_path_factory.mktemp("pipe")
+    torch.manual_seed(0)
+    tokenizer = MotionTokenizer(TokenizerConfig(levels=[4, 4], width=32, depth=1))
+    tokenizer.save_pretrained(root / "tok_run")
+    config = GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32, codebook_size=tokenizer.codebook_size,
+                             text_dim=384, default_guidance=1.0)  # fmt: skip
+    run = root / "gen_run"
+    save_generator(run / "generator", config, MotionGPT(config).state_dict())
+    (run / "run.json").write_text(json.dumps({"text_encoder": {"name_or_path": "bundled:all-MiniLM-L6-v2", "max_length": 64}}))
+    rng = np.random.default_rng(0)
+    Normalizer(rng.normal(size=272) * 0.1, np.full(272, 0.5)).save(root / "tok_run" / "normalization")
+    return build_pipeline_folder(root / "pipeline", root / "tok_run", run)
+
+
+@pytest.fixture(scope="module")
+def pipe(pipeline_folder):
+    return MotionPipeline.from_pretrained(pipeline_folder, device="cpu")
+
+
+def test_pipeline_generates_motions_with_requested_lengths_and_seeds(pipe):
+    motions = pipe(["a person walks forward", "someone waves"], seconds=[2.0, 1.0], num_samples=2, seed=5)
+    assert len(motions) == 4
+    assert [m.text for m in motions] == ["a person walks forward"] * 2 + ["someone waves"] * 2
+    assert [m.meta["seed"] for m in motions] == [5, 6, 7, 8]
+    for motion, target in zip(motions, [2.0, 2.0, 1.0, 1.0]):
+        assert motion.features.shape[1] == 272 and motion.fps == 30.0
+        assert 0.85 * target <= motion.seconds <= 1.15 * target + 1 / 15
+        assert motion.joints.shape == (motion.num_frames, 22, 3)
+    again = pipe(["a person walks forward"], seconds=2.0, num_samples=2, seed=5)
+    np.testing.assert_array_equal(again[1].features, motions[1].features)  # same seed, same sample
+
+
+def test_pipeline_round_trips_through_save_pretrained(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "copy")
+    copy = MotionPipeline.from_pretrained(tmp_path / "copy", device="cpu")
+    a = pipe("a person jumps", seconds=1.0, seed=1, temperature=0)[0]
+    b = copy("a person jumps", seconds=1.0, seed=1, temperature=0)[0]
+    np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prompts="   "), "empty"),
+        (dict(prompts=[]), "no prompts"),
+        (dict(prompts="walk", seconds=0), "seconds must be in"),
+        (dict(prompts="walk", seconds=-1), "seconds must be in"),
+        (dict(prompts="walk", seconds=10.5), "seconds must be in"),
+        (dict(prompts="walk", num_samples=0), "num_samples"),
+        (dict(prompts="walk", guidance=3.0), "guidance"),  # the fixture model has condition dropout
+        (dict(prompts="walk", top_p=1.5), "top_p"),
+    ],
+)
+def test_bad_input_is_a_clear_error(pipe, kwargs, message):
+    if message == "guidance":
+        motions = pipe(**kwargs, seconds=0.5, seed=0)  # trained with cond_drop_prob 0.1: guidance is allowed
+        assert motions[0].meta["guidance"] == 3.0
+        return
+    with pytest.raises(PromptError, match=message):
+        pipe(**kwargs)
+
+
+def test_long_and_non_english_prompts_still_generate(pipe, caplog):
+    with caplog.at_level(logging.WARNING):
+        motions = pipe(["walk " * 2000, "一个人向前走"], seconds=0.5, seed=0)
+    assert len(motions) == 2
+    assert "truncated" in caplog.text and "non-English" in caplog.text
+
+
+def test_missing_damaged_and_mismatched_folders(pipeline_folder, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(pipeline_folder, broken)
+    (broken / "generator" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(PipelineError, match=r"generator.*model.safetensors.*reinstall"):
+        MotionPipeline.from_pretrained(broken, device="cpu")
+    (broken / "generator" / "model.safetensors").unlink()
+    with pytest.raises(PipelineError, match="missing generator/model.safetensors"):
+        MotionPipeline.from_pretrained(broken, device="cpu")
+    with pytest.raises(PipelineError, match="no such pipeline folder"):
+        MotionPipeline.from_pretrained(tmp_path / "nowhere")
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(pipeline_folder, mismatched)
+    config = GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32, codebook_size=99, text_dim=384)
+    save_generator(mismatched / "generator", config, MotionGPT(config).state_dict())
+    with pytest.raises(PipelineError, match="do not belong together"):
+        MotionPipeline.from_pretrained(mismatched, device="cpu")
+
+
+def test_missing_default_model_names_what_to_do(monkeypatch, tmp_path):
+    import motionmillion.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "default_model_path", lambda: tmp_path / "default_model")
+    with pytest.raises(PipelineError, match="bundled default model is not installed.*--model"):
+        MotionPipeline.from_pretrained()
