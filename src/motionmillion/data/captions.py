@@ -260,10 +260,10 @@ def captions_for(action: Action, style: Style, seed_name: str, count: tuple[int,
     rng.shuffle(candidates)
     wanted = rng.randint(*count)
     chosen: list[str] = []
-    used_verbs: set[str] = set()
+    used_verbs: set = set()
     # First pass prefers a different verb phrase per caption, so the set says the action several ways.
     for sentence in candidates:
-        verb = next((v for v in action.third_person + action.gerund if v in sentence), sentence)
+        verb = next((k for k, (v, g) in enumerate(zip(action.third_person, action.gerund)) if v in sentence or g in sentence), sentence)
         if verb not in used_verbs:
             chosen.append(sentence)
             used_verbs.add(verb)
