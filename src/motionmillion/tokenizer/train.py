@@ -97,6 +97,12 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, bf16: b
     use_bf16 = bf16_supported() if bf16 is None else bf16
     # Autocast is ours (not Accelerate's mixed_precision) so bf16 can be chosen per run in one process.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise RuntimeError(
+            f"{launched} processes were launched but Accelerate formed a group of {accelerator.num_processes}; "
+            "on CPU launch with configs/accelerate/cpu_ddp.yaml (accelerate launch --multi_gpu)"
+        )
     is_main = accelerator.is_main_process
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
