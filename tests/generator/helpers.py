@@ -68,3 +68,28 @@ def prepared_run(root: Path, name: str) -> Path:
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst)
+
+
+def make_pipeline_folder(root: Path) -> Path:
+    """A complete pipeline folder with random tiny tokenizer and generator weights and the bundled MiniLM."""
+    import torch
+
+    from motionmillion.generator.config import GeneratorConfig
+    from motionmillion.generator.model import MotionGPT
+    from motionmillion.generator.train import save_generator
+    from motionmillion.motion import Normalizer
+    from motionmillion.pipeline import build_pipeline_folder
+    from motionmillion.tokenizer.config import TokenizerConfig
+    from motionmillion.tokenizer.model import MotionTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = MotionTokenizer(TokenizerConfig(levels=[4, 4], width=32, depth=1))
+    tokenizer.save_pretrained(root / "tok_run")
+    config = GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32, codebook_size=tokenizer.codebook_size,
+                             text_dim=384)  # fmt: skip
+    run = root / "gen_run"
+    save_generator(run / "generator", config, MotionGPT(config).state_dict())
+    (run / "run.json").write_text(json.dumps({"text_encoder": {"name_or_path": "bundled:all-MiniLM-L6-v2", "max_length": 64}}))
+    rng = np.random.default_rng(0)
+    Normalizer(rng.normal(size=272) * 0.1, np.full(272, 0.5)).save(root / "tok_run" / "normalization")
+    return build_pipeline_folder(root / "pipeline", root / "tok_run", run)
