@@ -69,7 +69,7 @@ def _load(model: Path, evaluator: Path):
 def train_command(
     data: Path = typer.Option(..., "--data", help="Dataset folder (MotionMillion layout)."),
     out: Path = typer.Option(..., "--out", help="Run folder: evaluator files, checkpoint/, train.log, metrics.json."),
-    preset: str = typer.Option("small", "--preset", help="tiny | small | base"),
+    preset: str = typer.Option("small", "--preset", help="tiny | small | base | paper"),
     epochs: int = typer.Option(40, "--epochs", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
     lr: float = typer.Option(3e-4, "--lr"),
