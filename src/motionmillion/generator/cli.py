@@ -168,3 +168,20 @@ def generate_command(
         for line, text, error in failures:
             console.print(f"  prompt {line} ({text[:50]!r}): {error}")
         raise typer.Exit(1)
+
+
+@app.command("convert-paper")
+def convert_paper_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Released T2M checkpoint (e.g. motionmillion_7B_all.pth).")],
+    out: Annotated[Path, typer.Option(help="Generator folder to write (config.json + model.safetensors).")],
+    n_head: Annotated[Optional[int], typer.Option(help="Heads, only for shapes that are not a paper preset.")] = None,
+) -> None:
+    """Convert a released MotionMillion T2M checkpoint (text encoder: google/flan-t5-xl)."""
+    from motionmillion.generator.paper_checkpoint import PAPER_TEXT_ENCODER, convert_paper_checkpoint
+
+    try:
+        folder = convert_paper_checkpoint(checkpoint, out, n_head)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"generator written to {folder}; pair it with text encoder {PAPER_TEXT_ENCODER} (export-pipeline --text-encoder)")
