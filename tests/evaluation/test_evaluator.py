@@ -15,6 +15,7 @@ from motionmillion.motion.representation import InvalidMotionError
 def test_recipe_label():
     assert recipe_label("bandai/Mdataset-1_walk_sad_003") == "Mdataset-1_walk_sad"
     assert recipe_label("bandai/dataset-2_raise-up-left-hand_active_12") == "dataset-2_raise-up-left-hand_active"
+    assert recipe_label("bandai/dataset-1_bye_not-confident_001_02") == "dataset-1_bye_not-confident"
     assert recipe_label("cmu/salsa_01_clip3") == "cmu/salsa_01_clip3"
 
 

@@ -357,7 +357,7 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
     return items
 
 
-_BANDAI_CONTENT = re.compile(r"^dataset-\d+_(.+)_[^_]+_\d+$")
+_BANDAI_CONTENT = re.compile(r"^dataset-\d+_([^_]+)_[^_]+(?:_\d+)+$")  # content, style, take[, window]
 
 
 def content_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300") -> dict[str, np.ndarray]:

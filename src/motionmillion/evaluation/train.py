@@ -83,11 +83,12 @@ class ClipSet:
         return [recipe_label(n) for n in self.names]
 
 
-_BANDAI = re.compile(r"^(M?dataset-\d+_.+)_\d+$")
+_BANDAI = re.compile(r"^(M?dataset-\d+_[^_]+_[^_]+)(?:_\d+)+$")
 
 
 def recipe_label(name: str) -> str:
-    """'bandai/Mdataset-1_walk_sad_003' -> 'Mdataset-1_walk_sad' (takes of one recipe); else the name."""
+    """'bandai/Mdataset-1_walk_sad_003[_01]' -> 'Mdataset-1_walk_sad' (all takes and windows of one
+    recipe); other names are their own label."""
     base = name.rsplit("/", 1)[-1]
     match = _BANDAI.match(base)
     return match.group(1) if match else name
