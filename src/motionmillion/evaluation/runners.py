@@ -69,9 +69,12 @@ def generate(pipe: Callable, prompts: Sequence[str], seconds: Sequence[float] | 
     """
     features: list[np.ndarray | None] = []
     errors: list[str | None] = []
+    limit = getattr(pipe, "max_seconds", None)  # the model's longest motion: longer targets are capped
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
         secs = None if seconds is None else [float(s) for s in seconds[start : start + batch_size]]
+        if secs is not None and limit is not None:
+            secs = [min(s, float(limit)) for s in secs]
         try:
             outputs = list(pipe(chunk, seconds=secs, num_samples=1, seed=seed + start))
             if len(outputs) != len(chunk):
