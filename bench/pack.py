@@ -67,7 +67,7 @@ def peak_rss_mb() -> float:
 # Workers (run in a child process each)
 
 
-def worker_packed(store: str, reads: int, min_frames: int, seed: int, seconds: float) -> dict:
+def worker_packed(store: str, reads: int, min_frames: int, seed: int, seconds: float, indices_file: str = "") -> dict:
     from motionmillion.data.packed import PackedMotions
 
     rss_before = peak_rss_mb()
@@ -75,6 +75,8 @@ def worker_packed(store: str, reads: int, min_frames: int, seed: int, seconds: f
     packed = PackedMotions(store)
     open_seconds = time.perf_counter() - opened
     eligible = np.flatnonzero(packed.lengths >= min_frames)
+    if indices_file:  # read only these clips (the same ones the per-file sample holds)
+        eligible = np.array([int(i) for i in Path(indices_file).read_text().split()], dtype=np.int64)
     rng = np.random.default_rng(seed)
     clips = rng.choice(eligible, size=reads)
     checksum, frames_read, done = 0.0, 0, 0
@@ -121,15 +123,15 @@ def worker_perfile(list_file: str, reads: int, seed: int, seconds: float) -> dic
             "checksum": checksum}  # fmt: skip
 
 
-def run_worker(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=True)
+def run_worker(kind: str, kwargs: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(kwargs)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(kind: str, worker_args: list[str], files_to_evict: list[str]) -> dict:
+def measure(kind: str, kwargs: dict, files_to_evict: list[str]) -> dict:
     evict(files_to_evict)
-    cold = run_worker([kind, *worker_args])
-    warm = run_worker([kind, *worker_args[:-2], str(int(worker_args[-2]) + 1), worker_args[-1]])  # new seed
+    cold = run_worker(kind, kwargs)
+    warm = run_worker(kind, {**kwargs, "seed": kwargs["seed"] + 1})  # new random reads, caches as left
     return {"cold": cold, "warm": warm}
 
 
@@ -155,8 +157,8 @@ def bench_real(dataset: Path, workdir: Path, reads: int, seconds: float) -> dict
     paths = [str(dataset / MOTION_DIR / f"{name}.npy") for name in eligible]
     list_file.write_text("\n".join(paths))
     frames_file = str(packed.folder / "frames.npy")
-    result["packed"] = measure("packed", [str(dataset), str(reads), str(WINDOW), "0", str(seconds)], [frames_file])
-    result["per_file"] = measure("perfile", [str(list_file), str(reads), "0", str(seconds)], paths)
+    result["packed"] = measure("packed", dict(store=str(dataset), reads=reads, min_frames=WINDOW, seed=0, seconds=seconds), [frames_file])
+    result["per_file"] = measure("perfile", dict(list_file=str(list_file), reads=reads, seed=0, seconds=seconds), paths)
     return result
 
 
@@ -197,6 +199,8 @@ def bench_synthetic(workdir: Path, clips: int, sample: int, reads: int, seconds:
     perfile_seconds = time.perf_counter() - started
     list_file = workdir / "synthetic_perfile_list.txt"
     list_file.write_text("\n".join(paths))
+    indices_file = workdir / "synthetic_sample_indices.txt"
+    indices_file.write_text("\n".join(str(int(k)) for k in picks))
 
     result = {
         "clips": clips, "frames": int(lengths.sum()), "clip_frames": "uniform 20-40",
@@ -204,8 +208,12 @@ def bench_synthetic(workdir: Path, clips: int, sample: int, reads: int, seconds:
         "packed_bytes": os.path.getsize(store / "frames.npy"), "packed_write_seconds": round(write_seconds, 1),
         "per_file_sample_clips": len(paths), "per_file_sample_write_seconds": round(perfile_seconds, 1),
     }  # fmt: skip
-    result["packed"] = measure("packed", [str(store), str(reads), "1", "0", str(seconds)], [str(store / "frames.npy")])
-    result["per_file_sample"] = measure("perfile", [str(list_file), str(reads), "0", str(seconds)], paths)
+    frames_file = [str(store / "frames.npy")]
+    packed_kwargs = dict(store=str(store), reads=reads, min_frames=1, seed=0, seconds=seconds)
+    result["packed"] = measure("packed", packed_kwargs, frames_file)
+    # the same clips as the per-file sample, from the packed store: equal data, different storage
+    result["packed_sample_clips"] = measure("packed", {**packed_kwargs, "indices_file": str(indices_file)}, frames_file)
+    result["per_file_sample"] = measure("perfile", dict(list_file=str(list_file), reads=reads, seed=0, seconds=seconds), paths)
     if not keep:
         shutil.rmtree(store)
         shutil.rmtree(perfile_root)
@@ -214,13 +222,8 @@ def bench_synthetic(workdir: Path, clips: int, sample: int, reads: int, seconds:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        kind, *rest = sys.argv[2:]
-        if kind == "packed":
-            store, reads, min_frames, seed, seconds = rest
-            out = worker_packed(store, int(reads), int(min_frames), int(seed), float(seconds))
-        else:
-            list_file, reads, seed, seconds = rest
-            out = worker_perfile(list_file, int(reads), int(seed), float(seconds))
+        kind, kwargs = sys.argv[2], json.loads(sys.argv[3])
+        out = worker_packed(**kwargs) if kind == "packed" else worker_perfile(**kwargs)
         print(json.dumps(out))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -232,6 +235,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="time cap per measurement")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic data")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     result: dict = {"benchmark": "random 96-frame window reads: packed store vs per-file np.load", "window": WINDOW,
@@ -242,6 +246,10 @@ def main() -> None:
         result["synthetic"] = bench_synthetic(args.workdir, args.synthetic_clips, args.perfile_sample, args.reads, args.seconds, args.keep)
     result["peak_rss_mb_driver"] = round(peak_rss_mb(), 1)
     print(json.dumps(result, indent=2))
+    if args.output:
+        from motionmillion.utils.io import atomic_write_json
+
+        atomic_write_json(args.output, result)
 
 
 if __name__ == "__main__":
