@@ -1,6 +1,6 @@
 """Tokenizer speed and memory on this machine; prints JSON.
 
-    .venv/bin/python bench/tokenizer.py [--presets paper small] [--batch 64] [--frames 96] [--repeats 3]
+    .venv/bin/python bench/tokenizer.py [--presets paper small] [--batch 64] [--frames 96] [--repeats 3] [--threads N]
 
 For each preset (each in a fresh child process, so peak memory is its own): encode and decode
 frames/second at batch x frames, training steps/second (forward + backward + AdamW at the preset's
@@ -18,9 +18,11 @@ import sys
 import time
 
 
-def measure(preset: str, batch: int, frames: int, repeats: int, bf16: bool) -> dict:
+def measure(preset: str, batch: int, frames: int, repeats: int, bf16: bool, threads: int) -> dict:
     import torch
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     from motionmillion.tokenizer.config import get_preset
     from motionmillion.tokenizer.losses import tokenizer_loss
     from motionmillion.tokenizer.model import MotionTokenizer
@@ -75,11 +77,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     parser.add_argument("--bf16", action="store_true", help="(child) measure with bf16 autocast")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.batch, args.frames, args.repeats, args.bf16)))
+        print(json.dumps(measure(args.child, args.batch, args.frames, args.repeats, args.bf16, args.threads)))
         return
 
     from motionmillion.tokenizer.train import bf16_supported
@@ -88,7 +91,7 @@ def main() -> None:
     for preset in args.presets:
         for bf16 in [False, True] if bf16_supported() else [False]:
             command = [sys.executable, __file__, "--child", preset, "--batch", str(args.batch),
-                       "--frames", str(args.frames), "--repeats", str(args.repeats)] + (["--bf16"] if bf16 else [])  # fmt: skip
+                       "--frames", str(args.frames), "--repeats", str(args.repeats), "--threads", str(args.threads)] + (["--bf16"] if bf16 else [])  # fmt: skip
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
     print(json.dumps({"benchmark": "tokenizer", "bf16_supported": bf16_supported(), "results": results}, indent=2))

@@ -159,6 +159,7 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, bf16: b
             shutil.rmtree(tmp)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp / "state"))
+        accelerator.wait_for_everyone()  # every rank's RNG file is written before the folder is renamed
         if is_main:
             unwrapped = accelerator.unwrap_model(model)
             unwrapped.save_pretrained(tmp, state_dict)
