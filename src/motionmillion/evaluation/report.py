@@ -40,7 +40,7 @@ def metric_table(results: dict[str, dict]) -> str:
 
 
 def draw_sample_grid(samples: list[dict], path: Path, frames_per_sample: int = 4) -> None:
-    """One row per sample, ``frames_per_sample`` evenly spaced skeleton frames (side view x-y)."""
+    """One row per sample, ``frames_per_sample`` evenly spaced skeleton frames (front view, x-y plane)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,9 +87,9 @@ def draw_length_histogram(lengths: dict[str, list[int]], path: Path) -> None:
     bins = np.linspace(0, max(all_values + [1]) / FPS, 30)
     for name, vals in lengths.items():
         if vals:
-            ax.hist(np.asarray(vals) / FPS, bins=bins, alpha=0.5, label=f"{name} (n={len(vals)})")
+            ax.hist(np.asarray(vals) / FPS, bins=bins, alpha=0.5, density=True, label=f"{name} (n={len(vals)})")
     ax.set_xlabel("seconds")
-    ax.set_ylabel("motions")
+    ax.set_ylabel("density")
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
