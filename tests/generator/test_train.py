@@ -36,12 +36,12 @@ def losses_in_log(run: Path) -> list[float]:
 def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     encoded = helpers.make_encoded(tmp_path / "enc")
     straight = helpers.prepared_run(tmp_path, "straight")
-    train(tiny_model(), tiny_train(10), encoded, straight)
+    train(tiny_model(), tiny_train(8), encoded, straight)
     resumed = helpers.prepared_run(tmp_path, "resumed")
-    train(tiny_model(), tiny_train(10), encoded, resumed, max_steps_this_run=6)  # "killed" after step 6...
-    assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 6
+    train(tiny_model(), tiny_train(8), encoded, resumed, max_steps_this_run=5)  # "killed" after step 5...
+    assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 5
     (resumed / "checkpoints" / "step_0000008.tmp").mkdir()  # ...even mid-way through writing a checkpoint
-    train(tiny_model(), tiny_train(10), encoded, resumed)
+    train(tiny_model(), tiny_train(8), encoded, resumed)
     a, b = load_file(straight / "generator" / "model.safetensors"), load_file(resumed / "generator" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -107,7 +107,7 @@ def test_missing_encoded_folder_is_a_clear_error(tmp_path):
         open_encoded(tmp_path)
 
 
-def _launch(tmp_path: Path, extra: list[str], steps: int) -> Path:
+def _launch(tmp_path: Path, extra: list[str], steps: int, kind: str) -> Path:
     encoded = helpers.make_encoded(tmp_path / "enc", items=36)
     run = helpers.prepared_run(tmp_path, "run")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
@@ -117,29 +117,38 @@ def _launch(tmp_path: Path, extra: list[str], steps: int) -> Path:
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((run / f"rank_{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0]["sha256"] == ranks[1]["sha256"], ranks
+    assert ranks[0]["sha256"] == ranks[1]["sha256"] and ranks[0]["numel"] == ranks[1]["numel"], ranks
     losses = losses_in_log(run)
     assert len(losses) >= 2 and losses[-1] < losses[0], losses
     assert (run / "generator" / "model.safetensors").is_file()
+    info = json.loads((run / "run.json").read_text())
+    assert info["num_processes"] == 2 and info["distributed_type"] == kind
     return run
 
 
 def test_ddp_two_cpu_processes_agree_and_learn(tmp_path):
-    run = _launch(tmp_path, ["--multi_gpu"], steps=10)
-    assert json.loads((run / "run.json").read_text())["num_processes"] == 2
+    kind = "MULTI_GPU" if torch.cuda.device_count() >= 2 else "MULTI_CPU"  # CPU DDP is "MULTI_CPU" (gloo)
+    _launch(tmp_path, ["--multi_gpu"], steps=10, kind=kind)
+
+
+def test_fsdp_on_cpu_is_refused_not_silently_unsharded(tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("GPU present")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ValueError, match="FSDP needs GPUs"):
+        train(tiny_model(), tiny_train(2), helpers.make_encoded(tmp_path / "enc"), tmp_path / "run")
 
 
 @pytest.mark.slow
-def test_fsdp_two_cpu_processes_agree_and_learn(tmp_path):
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="accelerate selects FSDP only on GPUs (2 needed)")
+def test_fsdp_two_gpu_processes_agree_and_learn(tmp_path):
     config = Path(__file__).parents[2] / "configs" / "accelerate" / "fsdp.yaml"
-    extra = ["--config_file", str(config)] if config.is_file() else ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD"]
-    _launch(tmp_path, extra, steps=15)
+    _launch(tmp_path, ["--config_file", str(config)], steps=15, kind="FSDP")
 
 
 @pytest.mark.slow
-def test_deepspeed_zero2_two_cpu_processes_agree_and_learn(tmp_path):
+def test_deepspeed_zero2_two_processes_agree_and_learn(tmp_path):
     pytest.importorskip("deepspeed")
     config = Path(__file__).parents[2] / "configs" / "accelerate" / "deepspeed_zero2.yaml"
-    extra = ["--config_file", str(config)] if config.is_file() else ["--use_deepspeed", "--zero_stage", "2"]
-    _launch(tmp_path, extra, steps=15)
+    _launch(tmp_path, ["--config_file", str(config)], steps=15, kind="DEEPSPEED")
 

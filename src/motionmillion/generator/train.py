@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -113,10 +114,12 @@ def train(
     out: str | Path,
     cpu: bool = False,
     max_steps_this_run: int | None = None,
+    on_finish=None,
 ) -> Path:
     """Train (or resume) into ``out``; returns ``out / "generator"``.
 
     ``max_steps_this_run`` stops early after that many steps (a planned interruption, used by tests).
+    ``on_finish(model, accelerator)`` runs on every rank after the last step (e.g. to compare ranks).
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -124,7 +127,23 @@ def train(
 
     out = Path(out)
     mixed = train_config.mixed_precision if train_config.mixed_precision != "auto" else default_mixed_precision()
-    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed)
+    on_gpu = torch.cuda.is_available() and not cpu
+    if not on_gpu and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        # accelerate only selects FSDP on an accelerator device; on CPU it would silently run unsharded.
+        raise ValueError("FSDP needs GPUs under accelerate; on CPU use configs/accelerate/cpu_ddp.yaml or "
+                         "configs/accelerate/deepspeed_zero2.yaml")  # fmt: skip
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    # CPU DDP needs Accelerator(cpu=True) (gloo). DeepSpeed must not get it (accelerate would drop DeepSpeed);
+    # on CPU it needs the gloo backend named, or accelerate counts a single process.
+    handlers = []
+    if deepspeed and not on_gpu:
+        from accelerate.utils import InitProcessGroupKwargs
+
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    accelerator = Accelerator(cpu=not on_gpu and not deepspeed, mixed_precision=mixed, kwargs_handlers=handlers)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise RuntimeError(f"launched {launched} processes but accelerate joined {accelerator.num_processes}")
     is_main = accelerator.is_main_process
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +176,7 @@ def train(
         "text_encoder": {"name_or_path": train_config.text_encoder, "max_length": train_config.text_max_length},
         "mixed_precision": mixed,
         "num_processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type.value),
         "train_items": len(data),
     }
     encoded_config = Path(tokens) / "config.json"
@@ -173,6 +193,12 @@ def train(
         model.parameters(), lr=train_config.lr, betas=train_config.betas, eps=train_config.eps,
         weight_decay=train_config.weight_decay,
     )  # fmt: skip
+    if accelerator.state.deepspeed_plugin is not None:  # no DataLoader is prepared, so say the batch size
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds_config["train_micro_batch_size_per_gpu"] = train_config.batch_size
+        ds_config["train_batch_size"] = train_config.batch_size * accelerator.num_processes * int(
+            ds_config.get("gradient_accumulation_steps", 1) if str(ds_config.get("gradient_accumulation_steps")) != "auto" else 1
+        )
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start_step = 0
@@ -235,6 +261,8 @@ def train(
     bar.close()
     if end_step == train_config.steps and val_data is not None:
         _validate(model, accelerator, val_data, cache, train_config, writer, end_step)
+    if on_finish is not None:
+        on_finish(model, accelerator)
     state_dict = accelerator.get_state_dict(model)
     if is_main:
         save_generator(out / "generator", model_config, state_dict)
