@@ -107,13 +107,18 @@ def test_missing_encoded_folder_is_a_clear_error(tmp_path):
         open_encoded(tmp_path)
 
 
-def _launch(tmp_path: Path, extra: list[str], steps: int, kind: str) -> Path:
+def _launch(tmp_path: Path, extra: list[str], steps: int, kind: str, run_name: str = "run",
+            stop_after: int | None = None) -> Path:
     encoded = helpers.make_encoded(tmp_path / "enc", items=36)
-    run = helpers.prepared_run(tmp_path, "run")
+    run = tmp_path / run_name
+    if not run.exists():
+        helpers.prepared_run(tmp_path, run_name)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
     command = [sys.executable, "-m", "accelerate.commands.launch", *extra, "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
                str(HERE / "distributed_train.py"), str(encoded), str(run), str(steps)]  # fmt: skip
+    if stop_after is not None:
+        command.append(str(stop_after))
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((run / f"rank_{r}.json").read_text()) for r in (0, 1)]
@@ -128,22 +133,37 @@ def _launch(tmp_path: Path, extra: list[str], steps: int, kind: str) -> Path:
 
 def test_ddp_two_cpu_processes_agree_and_learn(tmp_path):
     kind = "MULTI_GPU" if torch.cuda.device_count() >= 2 else "MULTI_CPU"  # CPU DDP is "MULTI_CPU" (gloo)
-    _launch(tmp_path, ["--multi_gpu"], steps=10, kind=kind)
+    rank_0 = json.loads((_launch(tmp_path, ["--multi_gpu"], steps=10, kind=kind) / "rank_0.json").read_text())
+    assert rank_0["local_numel"] == rank_0["numel"]  # DDP: every rank holds the whole model
 
 
-def test_fsdp_on_cpu_is_refused_not_silently_unsharded(tmp_path, monkeypatch):
-    if torch.cuda.is_available():
-        pytest.skip("GPU present")
+def test_fsdp_needs_a_multi_process_launch(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(ValueError, match="FSDP needs GPUs"):
-        train(tiny_model(), tiny_train(2), helpers.make_encoded(tmp_path / "enc"), tmp_path / "run")
+    with pytest.raises(ValueError, match="multi-process launch"):
+        train(tiny_model(), tiny_train(2), helpers.make_encoded(tmp_path / "enc"), helpers.prepared_run(tmp_path, "run"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="accelerate selects FSDP only on GPUs (2 needed)")
-def test_fsdp_two_gpu_processes_agree_and_learn(tmp_path):
+def test_fsdp_two_processes_shard_agree_learn_and_resume(tmp_path):
+    """FSDP2 really shards (each rank holds about half the values), on CPU over gloo or on GPUs; an interrupted
+    and resumed run (full safetensors checkpoints) ends with exactly the weights of a straight run."""
     config = Path(__file__).parents[2] / "configs" / "accelerate" / "fsdp.yaml"
-    _launch(tmp_path, ["--config_file", str(config)], steps=15, kind="FSDP")
+    straight = _launch(tmp_path, ["--config_file", str(config)], steps=12, kind="FSDP2", run_name="straight")
+    ranks = [json.loads((straight / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["local_numel"] < 0.6 * r["numel"] for r in ranks), ranks
+    assert sum(r["local_numel"] for r in ranks) >= ranks[0]["numel"], ranks
+    checkpoint = straight / "checkpoints" / "step_0000010"
+    assert set(load_file(checkpoint / "model.safetensors")) == set(load_file(straight / "generator" / "model.safetensors"))
+    assert json.loads((checkpoint / "optimizer.json").read_text())["param_groups"]
+
+    resumed = _launch(tmp_path, ["--config_file", str(config)], steps=12, kind="FSDP2", run_name="resumed", stop_after=7)
+    assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 7
+    _launch(tmp_path, ["--config_file", str(config)], steps=12, kind="FSDP2", run_name="resumed")
+    assert "resumed from" in (resumed / "train.log").read_text()
+    a, b = load_file(straight / "generator" / "model.safetensors"), load_file(resumed / "generator" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
 @pytest.mark.slow
@@ -151,4 +171,3 @@ def test_deepspeed_zero2_two_processes_agree_and_learn(tmp_path):
     pytest.importorskip("deepspeed")
     config = Path(__file__).parents[2] / "configs" / "accelerate" / "deepspeed_zero2.yaml"
     _launch(tmp_path, ["--config_file", str(config)], steps=15, kind="DEEPSPEED")
-

@@ -1,5 +1,10 @@
 """Train the prefix-LM on encoded motion tokens with Hugging Face Accelerate (DDP, FSDP, DeepSpeed).
 
+FSDP: launched with an FSDP accelerate config (``ACCELERATE_USE_FSDP=true``), the trainer shards the
+unchanged model itself with FSDP2 ``fully_shard`` (one unit per Block, then the root), on CPU (gloo) and
+GPU alike; accelerate then only launches, sets up the process group and reduces logged values.
+Its checkpoints are full, unsharded safetensors written by rank 0 (resumable with any process count).
+
 Plain PyTorch loop: AdamW, linear warm-up + cosine, bf16 autocast over fp32 master weights, gradient
 clipping, TensorBoard, tqdm, resumable checkpoints. Batches are a pure function of (seed, step, rank),
 so ``train`` on an existing RUN folder continues from its last checkpoint and ends with the same
@@ -8,7 +13,8 @@ weights as an uninterrupted run.
 RUN/
   generator/{config.json, model.safetensors}     the trained model (what a pipeline folder holds)
   run.json                                       settings, codebook, frames_per_token, text encoder
-  checkpoints/step_<N>/ + checkpoints/latest.json  resumable state (accelerate.save_state)
+  checkpoints/step_<N>/ + checkpoints/latest.json  resumable state (accelerate.save_state; under FSDP
+                                                 model.safetensors + optimizer.safetensors/.json, full)
   text_cache/                                    fp16 text features, one row per unique caption
   tensorboard/, train.log
 """
@@ -128,10 +134,11 @@ def train(
     out = Path(out)
     mixed = train_config.mixed_precision if train_config.mixed_precision != "auto" else default_mixed_precision()
     on_gpu = torch.cuda.is_available() and not cpu
-    if not on_gpu and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
-        # accelerate only selects FSDP on an accelerator device; on CPU it would silently run unsharded.
-        raise ValueError("FSDP needs GPUs under accelerate; on CPU use configs/accelerate/cpu_ddp.yaml or "
-                         "configs/accelerate/deepspeed_zero2.yaml")  # fmt: skip
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if fsdp:
+        # We shard ourselves (see shard_model): accelerate must set up plain DDP-style processes, not wrap the
+        # model. (On CPU it would otherwise silently run unsharded DDP; on GPU it would apply its own FSDP.)
+        os.environ["ACCELERATE_USE_FSDP"] = "false"
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     # CPU DDP needs Accelerator(cpu=True) (gloo). DeepSpeed must not get it (accelerate would drop DeepSpeed);
     # on CPU it needs the gloo backend named, or accelerate counts a single process.
@@ -144,6 +151,9 @@ def train(
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate joined {accelerator.num_processes}")
+    if fsdp and not torch.distributed.is_initialized():
+        raise ValueError("FSDP needs a multi-process launch (accelerate launch --config_file "
+                         "configs/accelerate/fsdp.yaml, or ACCELERATE_USE_FSDP=true torchrun ...)")  # fmt: skip
     is_main = accelerator.is_main_process
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +186,7 @@ def train(
         "text_encoder": {"name_or_path": train_config.text_encoder, "max_length": train_config.text_max_length},
         "mixed_precision": mixed,
         "num_processes": accelerator.num_processes,
-        "distributed_type": str(accelerator.distributed_type.value),
+        "distributed_type": "FSDP2" if fsdp else str(accelerator.distributed_type.value),
         "train_items": len(data),
     }
     encoded_config = Path(tokens) / "config.json"
@@ -189,6 +199,9 @@ def train(
 
     set_seed(train_config.seed)
     model = MotionGPT(model_config)
+    if fsdp:
+        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true"
+        model = shard_model(model.to(accelerator.device), accelerator.device.type, reshard)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, betas=train_config.betas, eps=train_config.eps,
         weight_decay=train_config.weight_decay,
@@ -199,16 +212,20 @@ def train(
         ds_config["train_batch_size"] = train_config.batch_size * accelerator.num_processes * int(
             ds_config.get("gradient_accumulation_steps", 1) if str(ds_config.get("gradient_accumulation_steps")) != "auto" else 1
         )
-    model, optimizer = accelerator.prepare(model, optimizer)
+    if not fsdp:
+        model, optimizer = accelerator.prepare(model, optimizer)
 
     start_step = 0
     resume = latest_checkpoint(out)
     if resume is not None:
-        accelerator.load_state(str(resume[0]))
+        if fsdp:
+            load_full_checkpoint(resume[0], model, optimizer, accelerator.is_main_process)
+        else:
+            accelerator.load_state(str(resume[0]))
         start_step = resume[1]
         log.info("resumed from %s at step %d", resume[0], start_step)
     if is_main:
-        n_params = sum(p.numel() for p in accelerator.unwrap_model(model).parameters())
+        n_params = accelerator.unwrap_model(model).num_parameters()
         log.info("model %s: %.2fM parameters; %d training items; %d processes; mixed precision %s",
                  model_config.preset, n_params / 1e6, len(data), accelerator.num_processes, mixed)  # fmt: skip
 
@@ -233,8 +250,9 @@ def train(
             train_config.token_aug_prob, model_config.cond_drop_prob,
         )  # fmt: skip
         device = accelerator.device
-        logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device),
-                       batch.drop_text.to(device))  # fmt: skip
+        with accelerator.autocast():  # prepared models autocast themselves; a model we sharded does not
+            logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device),
+                           batch.drop_text.to(device))  # fmt: skip
         loss = MotionGPT.loss(accelerator.unwrap_model(model), logits, batch.tokens.to(device))
         accelerator.backward(loss)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), train_config.grad_clip) if train_config.grad_clip else None
@@ -257,13 +275,13 @@ def train(
         if val_data is not None and train_config.val_every and done % train_config.val_every == 0:
             _validate(model, accelerator, val_data, cache, train_config, writer, done)
         if done % train_config.save_every == 0 or done == end_step:
-            _save_checkpoint(accelerator, model, out, done, train_config.keep_checkpoints)
+            _save_checkpoint(accelerator, model, optimizer, out, done, train_config.keep_checkpoints, fsdp)
     bar.close()
     if end_step == train_config.steps and val_data is not None:
         _validate(model, accelerator, val_data, cache, train_config, writer, end_step)
     if on_finish is not None:
         on_finish(model, accelerator)
-    state_dict = accelerator.get_state_dict(model)
+    state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
     if is_main:
         save_generator(out / "generator", model_config, state_dict)
         writer.close()
@@ -292,8 +310,8 @@ def _validate(model, accelerator, val_data, cache, train_config, writer, step: i
     return value
 
 
-def _save_checkpoint(accelerator, model, out: Path, step: int, keep: int) -> None:
-    """accelerate state into step_<N>.tmp, renamed when complete; latest.json flips atomically."""
+def _save_checkpoint(accelerator, model, optimizer, out: Path, step: int, keep: int, fsdp: bool) -> None:
+    """State into step_<N>.tmp, renamed when complete; latest.json flips atomically."""
     from motionmillion.utils.io import atomic_write_json
 
     folder = out / "checkpoints"
@@ -302,7 +320,10 @@ def _save_checkpoint(accelerator, model, out: Path, step: int, keep: int) -> Non
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    if fsdp:
+        save_full_checkpoint(tmp, model, optimizer, accelerator.is_main_process)
+    else:
+        accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = folder / f"step_{step:07d}"
@@ -313,3 +334,67 @@ def _save_checkpoint(accelerator, model, out: Path, step: int, keep: int) -> Non
         for stale in old[:-keep] if keep > 0 else []:
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+# ------------------------------------------------------------------------------------------------ FSDP2
+def shard_model(model: MotionGPT, device_type: str, reshard_after_forward: bool = True) -> MotionGPT:
+    """FSDP2 around the unchanged model (torchtitan style): one unit per Block (all-gathered just before it
+    runs, freed after), then the root (embeddings, text projection, null prefix, final norm, head).
+    Parameters become DTensor shards over a 1-D mesh of all processes; the model code does not change."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device_type, (torch.distributed.get_world_size(),))
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
+    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
+    return model
+
+
+def full_model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The gathered, unsharded weights on CPU; complete on rank 0, empty on the others."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def save_full_checkpoint(folder: Path, model, optimizer, is_main: bool) -> None:
+    """Gather model and AdamW state (every rank takes part); rank 0 writes ``model.safetensors``,
+    ``optimizer.safetensors`` (tensors keyed "<param name>/<state key>") and ``optimizer.json`` (param groups)."""
+    from safetensors.torch import save_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    from motionmillion.utils.io import atomic_path, atomic_write_json
+
+    model_state = full_model_state_dict(model)
+    optim_state = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not is_main:
+        return
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp), metadata={"format": "pt"})
+    tensors = {f"{name}/{key}": value.contiguous() for name, state in optim_state["state"].items() for key, value in state.items()}
+    with atomic_path(folder / "optimizer.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    atomic_write_json(folder / "optimizer.json", {"param_groups": optim_state["param_groups"]})
+
+
+def load_full_checkpoint(folder: Path, model, optimizer, is_main: bool) -> None:
+    """Rank 0 reads a ``save_full_checkpoint`` folder and broadcasts; each rank keeps its own shards."""
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    files = [folder / "model.safetensors", folder / "optimizer.safetensors", folder / "optimizer.json"]
+    if not all(f.is_file() for f in files):
+        raise ValueError(f"{folder}: not an FSDP checkpoint (needs {', '.join(f.name for f in files)}); "
+                         "resume a run with the launch configuration that started it")  # fmt: skip
+    model_state, optim_state = {}, {}
+    if is_main:
+        model_state = load_file(str(files[0]))
+        state: dict[str, dict[str, torch.Tensor]] = {}
+        for flat, value in load_file(str(files[1])).items():
+            name, key = flat.rsplit("/", 1)
+            state.setdefault(name, {})[key] = value
+        optim_state = {"state": state, **json.loads(files[2].read_text(encoding="utf-8"))}
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, model_state, options=options)
+    set_optimizer_state_dict(model, optimizer, optim_state, options=options)
