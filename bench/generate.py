@@ -1,7 +1,12 @@
 """Benchmark the generator's sampler on CPU; prints one JSON object.
 
     nice -n 10 .venv/bin/python bench/generate.py [--preset cpu-small] [--frames-per-token 4] [--repeats 3] [--threads 1]
+    .venv/bin/python bench/generate.py --model default [--threads 1]
 
+With ``--model`` (a pipeline folder, or ``default`` for the bundled model) the whole pipeline call is
+timed after loading (text encoding, sampling with the KV cache, tokenizer decode, de-normalisation) for
+4 s and 10 s motions at batch 1 and 4 s motions at batch 32, and the sampler section below uses the
+model's own shape. Without it:
 Random weights (speed does not depend on them; lengths are forced with min = max tokens). Times cover
 the prefix-LM sampling loop only (text features are random, the tokenizer decode is timed separately
 with a random tokenizer of the matching preset), each with and without the KV cache.
@@ -35,6 +40,31 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(values)
 
 
+def pipeline_timings(path, repeats: int) -> tuple[dict, tuple[str, int, int, int]]:
+    """Seconds per whole ``pipe(...)`` call of a trained pipeline, after loading."""
+    from motionmillion.pipeline import MotionPipeline
+
+    start = time.perf_counter()
+    pipe = MotionPipeline.from_pretrained(path, device="cpu")
+    load_seconds = time.perf_counter() - start
+    prompt = "a person walks forward and waves with the right hand"
+    with torch.inference_mode():
+        s4 = timed(lambda: pipe([prompt], seconds=4.0, seed=0), repeats)
+        s10 = timed(lambda: pipe([prompt], seconds=10.0, seed=0), repeats)
+        s32 = timed(lambda: pipe([prompt] * 32, seconds=4.0, seed=0), repeats)
+    config = pipe.generator.config
+    result = {
+        "model": str(pipe.folder),
+        "weights": "trained",
+        "load_seconds": round(load_seconds, 2),
+        "seconds_per_4s_motion_batch1": round(s4, 3),
+        "seconds_per_10s_motion_batch1": round(s10, 3),
+        "motions_per_second_batch32_4s": round(32 / s32, 2),
+        "includes": "text encoding, KV-cache sampling, tokenizer decode, de-normalisation",
+    }
+    return result, (config.preset, config.codebook_size, config.text_dim, pipe.frames_per_token)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="cpu-small")
@@ -45,12 +75,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokenizer-preset", default="small")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    parser.add_argument("--model", default=None, help="pipeline folder, or 'default' for the bundled model")
     args = parser.parse_args()
     if args.threads:
         # On a shared/oversubscribed CPU, OpenMP barriers make tiny decode-step ops 100x slower with >1 thread.
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
+    pipeline_result = None
+    if args.model:
+        pipeline_result, shape = pipeline_timings(None if args.model == "default" else args.model, args.repeats)
+        args.preset, args.codebook_size, args.text_dim, args.frames_per_token = shape
     config = generator_preset(args.preset, codebook_size=args.codebook_size, text_dim=args.text_dim)
     model = MotionGPT(config).eval()
 
@@ -78,6 +113,8 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "repeats_median_of": args.repeats,
     }
+    if pipeline_result is not None:
+        result["pipeline"] = pipeline_result
     with torch.inference_mode():
         for label, use_cache in (("kv_cache", True), ("no_cache", False)):
             s4 = run(1, tokens_4s, use_cache)

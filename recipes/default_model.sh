@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the bundled default model from ../shared/data with the project's own commands:
+#   import -> pack -> tokenizer -> encode -> generator -> evaluator -> pipeline folder -> evaluation.
+# Every stage resumes: re-running the script skips finished stages and continues interrupted ones.
+# Run it in the background:  nohup recipes/default_model.sh > work/default_model.log 2>&1 &
+# Settings (environment): SHARED (default ../shared), WORK (default work/default_model),
+# TOKENIZER_MINUTES (60), GENERATOR_STEPS (2400), EVALUATOR_MINUTES (28).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+WORK=${WORK:-work/default_model}
+MM=${MM:-.venv/bin/motionmillion}
+TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-60}
+GENERATOR_STEPS=${GENERATOR_STEPS:-2400}
+EVALUATOR_MINUTES=${EVALUATOR_MINUTES:-28}
+# One torch thread per job: on a small shared CPU this is several times faster than oversubscribing.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=100000000000}
+mkdir -p "$WORK"
+stage() { echo "[$(date +%H:%M:%S)] $*"; }
+
+stage "1/8 unpack the shared archives"
+if [ ! -e "$WORK/raw/.done" ]; then
+  mkdir -p "$WORK/raw"
+  for archive in "$SHARED"/data/bandai-namco/*.tar.xz "$SHARED"/data/cmu-dance/*.tar.xz; do tar -xJf "$archive" -C "$WORK/raw"; done
+  touch "$WORK/raw/.done"
+fi
+
+stage "2/8 import Bandai Namco and CMU dance into one MotionMillion dataset (resumes per file)"
+$MM data import-bvh "$WORK/raw" --recipe bandai --out "$WORK/dataset" --workers 2
+$MM data import-bvh "$WORK/raw/train_data_bvh" --recipe cmu-dance --out "$WORK/dataset" --workers 2
+$MM data pack "$WORK/dataset"
+$MM data stats "$WORK/dataset" --json > "$WORK/dataset_stats.json"
+
+stage "3/8 tokenizer (small preset, ${TOKENIZER_MINUTES} min, snapshots at 10/30/60 min)"
+[ -e "$WORK/tokenizer/DONE" ] || {
+  $MM tokenizer train --config small --data "$WORK/dataset" --out "$WORK/tokenizer" --threads 1 --no-progress \
+    "train.max_minutes=$TOKENIZER_MINUTES"
+  touch "$WORK/tokenizer/DONE"
+}
+TOKENIZER=${TOKENIZER:-$WORK/tokenizer}
+
+stage "4/8 encode every clip (mirrors included) to tokens"
+$MM tokenizer encode --model "$TOKENIZER" --data "$WORK/dataset" --out "$WORK/tokens" --no-progress
+
+stage "5/8 generator (cpu-tiny prefix-LM, ${GENERATOR_STEPS} steps; resumes from its last checkpoint)"
+$MM generator train --config cpu-tiny --tokens "$WORK/tokens" --out "$WORK/generator" \
+  --steps "$GENERATOR_STEPS" --batch-size 32 --lr 8e-4 --set warmup_steps=100 --set save_every=200
+
+stage "6/8 evaluator (small preset)"
+[ -e "$WORK/evaluator/model.safetensors" ] || \
+  $MM evaluator train --data "$WORK/dataset" --out "$WORK/evaluator" --preset small --epochs 25 \
+    --max-minutes "$EVALUATOR_MINUTES" --threads 1
+
+stage "7/8 assemble the pipeline folder (weights only: no caches, no optimizer state)"
+rm -rf "$WORK/evaluator_export" && mkdir -p "$WORK/evaluator_export"
+cp -r "$WORK/evaluator/config.json" "$WORK/evaluator/model.safetensors" "$WORK/evaluator/normalization" "$WORK/evaluator_export/"
+$MM generator export-pipeline --tokenizer "$TOKENIZER" --run "$WORK/generator" \
+  --normalization "$WORK/dataset" --evaluator "$WORK/evaluator_export" --out "$WORK/pipeline"
+
+stage "8/8 measure: tokenizer MPJPE, generator metrics (5 repeats), paraphrase content retrieval"
+$MM eval tokenizer --model "$TOKENIZER" --data "$WORK/dataset" --split test --json "$WORK/eval/tokenizer_test.json"
+$MM eval generator --model "$WORK/pipeline" --evaluator "$WORK/pipeline/evaluator" --data "$WORK/dataset" \
+  --split test --repeats 5 --json "$WORK/eval/generator_test.json"
+$MM eval prompts --model "$WORK/pipeline" --prompts src/motionmillion/assets/eval/paraphrases.jsonl \
+  --data "$WORK/dataset" --json "$WORK/eval/paraphrases.json"
+stage "done: copy $WORK/pipeline to src/motionmillion/assets/default_model to bundle it"
