@@ -24,6 +24,17 @@ WEIGHTS_NAME = "model.safetensors"
 MODEL_TYPE = "motionmillion-fsq-tokenizer"
 
 
+def check_state_dict(model: nn.Module, state: dict, problem: str) -> None:
+    """Raise CheckpointError(``problem`` + details) unless ``state`` has exactly the model's keys and shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]  # fmt: skip
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{problem}: missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
+
+
 class CheckpointError(ValueError):
     """A tokenizer folder whose files are missing, corrupt, truncated or do not match the config."""
 
@@ -226,16 +237,7 @@ def load_weights(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({error})") from error
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]  # fmt: skip
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{path}: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shapes {wrong[:5]}"
-        )
+    check_state_dict(model, state, f"{path}: weights do not match the config")
     for key, value in state.items():
         if not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: tensor {key} holds NaN/infinite values")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from motionmillion.tokenizer.config import TokenizerConfig, get_preset
-from motionmillion.tokenizer.model import CheckpointError, MotionTokenizer
+from motionmillion.tokenizer.model import CheckpointError, MotionTokenizer, check_state_dict
 
 PATCHER_BUFFERS = ("wavelets", "_arange")
 
@@ -49,15 +49,6 @@ def load_paper_checkpoint(path: str | Path, config: TokenizerConfig | None = Non
         raise CheckpointError(f"{path}: expected a state dict (or {{'net': state_dict}}) of tensors")
     model = MotionTokenizer(config or get_preset("paper").model)
     converted = convert_paper_state_dict(state)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = [f"{k} {tuple(converted[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in converted and converted[k].shape != v.shape]  # fmt: skip
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{path}: does not match the tokenizer config: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shapes {wrong[:5]}"
-        )
+    check_state_dict(model, converted, f"{path}: does not match the tokenizer config")
     model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)
     return model.eval()
