@@ -35,6 +35,7 @@ from motionmillion.evaluation.evaluator import (
     save_evaluator,
 )
 from motionmillion.evaluation import metrics
+from motionmillion.generator.data import TextFeatureCache
 from motionmillion.motion.normalization import Normalizer
 
 log = logging.getLogger(__name__)
@@ -125,65 +126,6 @@ def load_split(dataset_root: str | Path, split: str, kind: str = "t2m_60_300") -
     if not keep_names:
         raise ValueError(f"{dataset_root}: split {kind}/{split} has no usable clips")
     return ClipSet(keep_names, motions, captions)
-
-
-class TextFeatureCache:
-    """Frozen text-encoder token features (fp16) and unit sentence embeddings, one per distinct caption."""
-
-    def __init__(self, captions: list[str], features: list[torch.Tensor], sentences: torch.Tensor):
-        self.index = {c: i for i, c in enumerate(captions)}
-        self.captions = captions
-        self.features = features
-        self.sentences = sentences
-
-    @classmethod
-    def build(cls, captions, encoder_name: str, max_length: int, cache_file: Path | None = None, batch_size: int = 256):
-        from safetensors.torch import load_file, save_file
-
-        from motionmillion.generator.text_encoders import TextEncoder
-        from motionmillion.utils.io import atomic_path
-
-        captions = sorted(set(captions))
-        key = json.dumps({"encoder": encoder_name, "max_length": max_length, "captions": captions})
-        if cache_file is not None and cache_file.is_file():
-            from safetensors import safe_open
-
-            with safe_open(str(cache_file), "pt") as f:
-                stored_key = (f.metadata() or {}).get("key")
-            if stored_key == key:
-                data = load_file(str(cache_file))
-                offsets = data["offsets"].tolist()
-                feats = [data["features"][offsets[i] : offsets[i + 1]] for i in range(len(captions))]
-                return cls(captions, feats, data["sentences"])
-        encoder = TextEncoder(encoder_name, max_length=max_length)
-        feats, sentences = [], []
-        from tqdm.auto import tqdm
-
-        for start in tqdm(range(0, len(captions), batch_size), desc="text features", leave=False):
-            out = encoder.encode(captions[start : start + batch_size])
-            mask = out.mask.float()[..., None]
-            sentences.append(F.normalize((out.features * mask).sum(1) / mask.sum(1), dim=-1))
-            for f, m in zip(out.features, out.mask):
-                feats.append(f[m].to(torch.float16))
-        sentences = torch.cat(sentences)
-        if cache_file is not None:
-            offsets = torch.tensor(np.cumsum([0] + [len(f) for f in feats]), dtype=torch.int64)
-            with atomic_path(cache_file) as tmp:
-                save_file({"features": torch.cat(feats), "offsets": offsets, "sentences": sentences}, str(tmp), metadata={"key": key})
-        return cls(captions, feats, sentences)
-
-    def batch(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.features[self.index[c]] for c in captions]
-        longest = max(len(r) for r in rows)
-        out = torch.zeros(len(rows), longest, rows[0].shape[-1])
-        mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = r.float()
-            mask[i, : len(r)] = True
-        return out, mask
-
-    def sentence(self, captions: list[str]) -> torch.Tensor:
-        return self.sentences[[self.index[c] for c in captions]]
 
 
 # ----------------------------------------------------------------------------------------- loss
@@ -313,8 +255,8 @@ def train_evaluator(dataset_root: str | Path, run_dir: str | Path, config: Train
     log.info("clips: %s", {k: len(v) for k, v in splits.items()})
 
     all_captions = [c for s in splits.values() for caps in s.captions for c in caps]
-    cache = TextFeatureCache.build(all_captions, model_config.text_encoder, model_config.text_max_length,
-                                   cache_file=run_dir / "text_features.safetensors")
+    cache = TextFeatureCache.build(run_dir / "text_cache", all_captions, model_config.text_encoder,
+                                   model_config.text_max_length)
     train_norm = [normalizer.normalize(m.astype(np.float64)).astype(np.float32) for m in train.motions]
     train_labels = train.labels
 

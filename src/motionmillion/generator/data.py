@@ -101,6 +101,11 @@ class TextFeatureCache:
             raise KeyError(f"caption not in the text-feature cache {self.folder}: {caption[:60]!r}") from None
         return self.features[start : start + length]
 
+    def sentence(self, captions: list[str]) -> torch.Tensor:
+        """Unit-length sentence embeddings (B, dim): the mean of each caption's token features."""
+        means = np.stack([self.get(c).astype(np.float32).mean(axis=0) for c in captions])
+        return torch.nn.functional.normalize(torch.from_numpy(means), dim=-1)
+
     def batch(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded features (B, L, dim) float32 and mask (B, L) bool."""
         rows = [self.get(c) for c in captions]
