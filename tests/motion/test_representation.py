@@ -15,6 +15,7 @@ from motionmillion.motion import (
     decode_joints,
     decode_rotations,
     encode_272,
+    align_rotations_to_positions,
     fit_offsets,
     forward_kinematics,
     mirror_272,
@@ -112,6 +113,37 @@ def test_272_round_trip(seed, frames, scale, skeleton_scale):
     decoded_rotations, root = decode_rotations(features)
     np.testing.assert_allclose(decoded_rotations, canon_rotations, atol=1e-8)
     np.testing.assert_allclose(root, canon_joints[:, 0], atol=1e-8)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 40), st.floats(-3.0, 3.0), st.floats(-2.0, 2.0))
+def test_non_canonical_encode_keeps_the_world_placement(seed, frames, yaw, shift):
+    rng = np.random.default_rng(seed)
+    joints, rotations = random_motion(rng, frames)
+    turn = yaw_matrix(yaw)
+    joints = joints @ turn.T + [shift, 0.3, -shift]
+    rotations[:, 0] = turn @ rotations[:, 0]
+    features = encode_272(joints, rotations, canonical=False)
+    np.testing.assert_allclose(decode_joints(features), joints, atol=1e-9)
+    decoded_rotations, root = decode_rotations(features)
+    np.testing.assert_allclose(decoded_rotations, rotations, atol=1e-9)
+    np.testing.assert_allclose(root, joints[:, 0], atol=1e-9)
+    # frames after the first are encoded exactly as in a canonical encode (deltas are placement-free)
+    canonical = encode_272(joints, rotations)
+    np.testing.assert_allclose(features[1:, :2], canonical[1:, :2], atol=1e-9)
+    np.testing.assert_allclose(features[:, 74:], canonical[:, 74:], atol=1e-9)
+
+
+def test_align_rotations_keeps_consistent_motions_and_twist(rng):
+    joints, rotations = random_motion(rng, 30)
+    np.testing.assert_allclose(align_rotations_to_positions(rotations, joints, TEMPLATE_OFFSETS), rotations, atol=1e-9)
+    # Rotations that disagree with the positions (as a generator's do) are turned back onto them...
+    noisy = axis_angle_to_matrix(rng.normal(scale=0.05, size=(30, 22, 3))) @ rotations
+    aligned = align_rotations_to_positions(noisy, joints, TEMPLATE_OFFSETS)
+    np.testing.assert_allclose(forward_kinematics(aligned, joints[:, 0], TEMPLATE_OFFSETS), joints, atol=1e-6)
+    # ...while leaf joints (head 15, wrists 20/21, toes 10/11) keep their local rotation.
+    for leaf in (10, 11, 15, 20, 21):
+        np.testing.assert_allclose(aligned[:, leaf], noisy[:, leaf], atol=1e-9)
 
 
 def test_272_layout_facts(rng):

@@ -4,6 +4,7 @@ Numpy only (no torch at import time).
 """
 
 from motionmillion.motion.kinematics import (
+    align_rotations_to_positions,
     fit_offsets,
     forward_kinematics,
     global_to_local,
@@ -27,7 +28,7 @@ from motionmillion.motion.skeleton import FPS, JOINT_NAMES, KINEMATIC_CHAINS, NU
 __all__ = [
     "FEATURE_DIM", "FPS", "JOINT_NAMES", "KINEMATIC_CHAINS", "NUM_JOINTS", "PARENTS",
     "InvalidMotionError", "Motion", "Normalizer",
-    "canonicalize", "compute_mean_std", "decode_joints", "decode_rotations", "encode_272",
+    "align_rotations_to_positions", "canonicalize", "compute_mean_std", "decode_joints", "decode_rotations", "encode_272",
     "fit_offsets", "forward_kinematics", "global_to_local", "local_to_global", "mirror_272",
     "rotations_from_positions", "validate_features",
 ]  # fmt: skip

@@ -56,6 +56,34 @@ def fit_offsets(joints: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def align_rotations_to_positions(rotations: np.ndarray, joints: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The local rotations closest to ``rotations`` whose bones point where ``joints`` say.
+
+    Walking from the root outwards, each joint keeps its local rotation and then turns by the least
+    rotation (Kabsch for joints with several children) that points its offset bones along the observed
+    bones ``joints[child] - joints[joint]``. Twist and leaf rotations (head, wrists, toes) are kept,
+    unlike :func:`rotations_from_positions`. Used to make a generated motion, whose rotations and
+    positions disagree slightly, consistent before editing it; a consistent motion comes back as is.
+    """
+    global_rot = local_to_global(rotations)
+    aligned = np.empty_like(global_rot)
+    for j in range(NUM_JOINTS):
+        base = aligned[:, PARENTS[j]] @ rotations[:, j] if j > 0 else global_rot[:, 0]
+        kids = children(j)
+        if not kids:
+            aligned[:, j] = base
+            continue
+        source = np.einsum("tij,kj->tki", base, offsets[kids])
+        target = joints[:, kids] - joints[:, j : j + 1]
+        if len(kids) > 1:
+            turn = kabsch(source, target)
+        else:
+            turn = rotation_between(source[:, 0], target[:, 0])
+        aligned[:, j] = turn @ base
+    u, _, vt = np.linalg.svd(aligned)  # re-orthonormalise the accumulated products
+    return global_to_local(u @ vt)
+
+
 def rotations_from_positions(joints: np.ndarray, template_offsets: np.ndarray = TEMPLATE_OFFSETS) -> np.ndarray:
     """Rotations (T, 22, 3, 3) whose forward kinematics reproduce ``joints`` (T, 22, 3).
 

@@ -63,11 +63,14 @@ def canonicalize(joints: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray,
     return joints - origin, rotations
 
 
-def encode_272(joints: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+def encode_272(joints: np.ndarray, rotations: np.ndarray, canonical: bool = True) -> np.ndarray:
     """Encode joints (T, 22, 3) in metres and rotations (T, 22, 3, 3) as (T, 272) float64 features.
 
     Rotation 0 is the root's global orientation, 1..21 are local. The motion is first canonicalised
-    (see :func:`canonicalize`).
+    (see :func:`canonicalize`). With ``canonical=False`` it keeps its world placement instead: frame
+    0's heading and pelvis x/z go into row 0's heading and root-velocity slots (identity and zero in a
+    canonical motion), which :func:`decode_joints` reads, so decode_joints(encode_272(j, r, False)) == j.
+    Post-processing uses it so that a cleaned motion stays exactly where its input was.
     """
     joints = np.asarray(joints, dtype=np.float64)
     rotations = np.asarray(rotations, dtype=np.float64)
@@ -78,7 +81,8 @@ def encode_272(joints: np.ndarray, rotations: np.ndarray) -> np.ndarray:
         )
     if num_frames < 1 or not (np.isfinite(joints).all() and np.isfinite(rotations).all()):
         raise InvalidMotionError("encode_272: empty motion or NaN/infinite input")
-    joints, rotations = canonicalize(joints, rotations)
+    if canonical:
+        joints, rotations = canonicalize(joints, rotations)
 
     heading = -heading_angle(rotations[:, 0])  # de-heading angle per frame
     deheading = yaw_matrix(heading)  # (T, 3, 3)
@@ -91,6 +95,9 @@ def encode_272(joints: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     features[1:, ROOT_VEL] = np.einsum("tij,tj->ti", deheading[:-1], root_velocity)[:, [0, 2]]
     features[:, HEADING] = matrix_to_6d(np.eye(3))
     features[1:, HEADING] = matrix_to_6d(yaw_matrix(heading[1:] - heading[:-1]))
+    if not canonical:  # where frame 0 stands and faces (decode_joints starts from row 0)
+        features[0, HEADING] = matrix_to_6d(deheading[0])
+        features[0, ROOT_VEL] = joints[0, 0, [0, 2]]
     features[:, POSITIONS] = local.reshape(num_frames, -1)
     features[1:, VELOCITIES] = (local[1:] - local[:-1]).reshape(num_frames - 1, 3 * NUM_JOINTS)
     rot = rotations.copy()

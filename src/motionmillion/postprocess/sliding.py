@@ -1,13 +1,15 @@
 """Foot-sliding removal on 272 features: pin contacts, ease around them, solve the legs, re-encode.
 
-1. Decode rotations and root, fit the motion's own skeleton (bone lengths) and run forward
-   kinematics, so every position we touch is consistent with the rotations.
+1. Decode rotations and root, fit the motion's own skeleton (bone lengths), turn the rotations so
+   the bones point where the decoded joints are (generated motions disagree by ~1 cm) and run
+   forward kinematics, so every position we touch is consistent with the rotations.
 2. Detect contact runs per foot joint (ankle, toe) and pin each run to its mean position; the
    frames around a run move by the pin offset faded out with a cubic ease over ``blend_frames``.
 3. Analytic two-bone IK per leg (hip-knee-ankle) plus a foot re-aim (ankle->toe) changes only the
    hip, knee and ankle rotations: pelvis, spine, arms and head are untouched.
 4. New joints = forward kinematics of the new rotations; the features are re-encoded with
-   ``encode_272`` so positions, velocities and rotations agree, keeping the input's placement.
+   ``encode_272(canonical=False)`` so positions, velocities and rotations agree and the motion
+   stays where its input was (no re-canonicalising turn or shift).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from motionmillion.motion import (
+    align_rotations_to_positions,
     decode_joints,
     decode_rotations,
     encode_272,
@@ -52,20 +55,29 @@ class SlidingConfig:
 DEFAULT_SLIDING = SlidingConfig()
 
 
+def consistent_skeleton(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotations (T, 22, 3, 3), root positions (T, 3) and a rigid skeleton (22, 3) for a 272 motion,
+    with forward kinematics as close to its decoded joints as one rigid skeleton allows.
+
+    A generated motion's rotations and positions disagree by about a centimetre; its rotations are
+    turned (twist kept) so every bone points where the decoded joints say, and the bone lengths are
+    their mean. Imported motions are consistent already and come back as they are.
+    """
+    rotations, root = decode_rotations(features)
+    joints = decode_joints(features)
+    rotations = align_rotations_to_positions(rotations, joints, fit_offsets(joints, rotations))
+    return rotations, root, fit_offsets(joints, rotations)
+
+
 def encode_consistent(
-    rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray, keep_height: bool = True
+    rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray, canonical: bool = False
 ) -> np.ndarray:
     """272 features whose positions are the forward kinematics of ``rotations``.
 
-    ``encode_272`` canonicalises (frame 0 faces +Z, pelvis x = z = 0, lowest joint at y = 0). With
-    ``keep_height`` the vertical placement of the input world is restored instead, so a motion whose
-    feet were moved does not jump up or down as a whole (heights stay as in the input).
+    By default the motion keeps its world placement (``encode_272(..., canonical=False)``), so a
+    cleaned motion is compared with, and exported like, its input without any whole-body shift or turn.
     """
-    joints = forward_kinematics(rotations, root_positions, offsets)
-    features = encode_272(joints, rotations)
-    if keep_height:
-        features[:, POSITIONS.start + 1 : POSITIONS.stop : 3] += joints[..., 1].min()
-    return features
+    return encode_272(forward_kinematics(rotations, root_positions, offsets), rotations, canonical=canonical)
 
 
 def _ease(x: np.ndarray) -> np.ndarray:
@@ -133,8 +145,7 @@ def fix_foot_sliding(
     if len(features) < MIN_FRAMES:
         warnings.warn(f"{source}: {len(features)} frames (< {MIN_FRAMES}); foot sliding left as is", PostprocessWarning, stacklevel=2)
         return features.copy()
-    rotations, root = decode_rotations(features)
-    offsets = fit_offsets(decode_joints(features), rotations)
+    rotations, root, offsets = consistent_skeleton(features)
     global_rot = local_to_global(rotations)
     joints = forward_kinematics(rotations, root, offsets)
     contacts = foot_contacts(joints, fps, config.contact)
@@ -173,8 +184,7 @@ def inject_sliding(features: np.ndarray, amplitude_deg: float = 4.0, hz: float =
     """
     features = validate_features(features)
     rng = np.random.default_rng(seed)
-    rotations, root = decode_rotations(features)
-    offsets = fit_offsets(decode_joints(features), rotations)
+    rotations, root, offsets = consistent_skeleton(features)
     t = np.arange(len(features)) / FPS
     for hip in (LEFT_LEG[0], RIGHT_LEG[0]):
         phase = rng.uniform(0.0, 2.0 * np.pi, size=2)

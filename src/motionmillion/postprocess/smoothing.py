@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 from scipy.signal import savgol_filter
 
-from motionmillion.motion import decode_joints, decode_rotations, fit_offsets, validate_features
+from motionmillion.motion import decode_joints, validate_features
 from motionmillion.motion.representation import POSITIONS
 from motionmillion.motion.rotations import matrix_to_6d, sixd_to_matrix
 from motionmillion.postprocess.contact import DEFAULT_CONTACT, ContactConfig, detect_floor
-from motionmillion.postprocess.sliding import PostprocessWarning, encode_consistent
+from motionmillion.postprocess.sliding import PostprocessWarning, consistent_skeleton, encode_consistent
 
 
 class SmoothingWindowError(ValueError):
@@ -59,8 +59,7 @@ def smooth_motion(features: np.ndarray, window: int, polyorder: int = 2, source:
             stacklevel=2,
         )
         return features.copy()
-    rotations, root = decode_rotations(features)
-    offsets = fit_offsets(decode_joints(features), rotations)
+    rotations, root, offsets = consistent_skeleton(features)
     sixd = savgol_filter(matrix_to_6d(rotations), window, polyorder, axis=0, mode="interp")
     smoothed_rotations = sixd_to_matrix(sixd)
     smoothed_root = savgol_filter(root, window, polyorder, axis=0, mode="interp")
