@@ -319,19 +319,49 @@ ACTIONS["walk-turn-left"] = turn_action(90.0)
 ACTIONS["walk-turn-right"] = turn_action(-90.0)
 
 
-def bandai_captions(label: BandaiLabel, seed_name: str, turn_degrees: float | None = None) -> list[str]:
+def bandai_pool_name(content: str, turn_degrees: float | None = None) -> str | None:
+    """The human-written caption pool (:mod:`caption_pools`) that fits a Bandai clip, if any."""
+    from motionmillion.data.caption_pools import BANDAI_POOL
+
+    if content.startswith("walk-turn-") and turn_degrees is not None:
+        size = abs(turn_degrees)
+        if size < 30:
+            return "walk"
+        return f"walk-turn-{'left' if turn_degrees > 0 else 'right'}" if 60 <= size <= 120 else None
+    return BANDAI_POOL.get(content)
+
+
+def _with_pool(captions: list[str], pools: dict[str, list[str]] | None, pool_name: str | None, style: Style,
+               seed_name: str, pool_count: int) -> list[str]:
+    if not pools or pool_name not in pools or pool_count <= 0:
+        return captions
+    from motionmillion.data import caption_pools
+
+    rng = clip_rng("pool:" + seed_name)
+    return captions + caption_pools.draw(pools[pool_name], rng, pool_count, style.adverbials + style.clauses)
+
+
+def bandai_captions(label: BandaiLabel, seed_name: str, turn_degrees: float | None = None,
+                    pools: dict[str, list[str]] | None = None, pool_count: int = 2) -> list[str]:
     """Captions for a Bandai clip. For walk-turn-* pass the measured heading change (degrees, + = left):
-    the caption then says what the clip does, also in the few takes that turn the other way."""
+    the caption then says what the clip does, also in the few takes that turn the other way. With
+    ``pools`` (:func:`caption_pools.load_pools`), ``pool_count`` human-written captions are added."""
     action = ACTIONS[label.content]
     if label.content.startswith("walk-turn-") and turn_degrees is not None:
         action = turn_action(turn_degrees)
-    return captions_for(action, STYLES[label.style], seed_name)
+    style = STYLES[label.style]
+    captions = captions_for(action, style, seed_name)
+    return _with_pool(captions, pools, bandai_pool_name(label.content, turn_degrees), style, seed_name, pool_count)
 
 
 CMU_CATEGORIES = ("salsa", "indian", "martial")
 
 
-def cmu_dance_captions(category: str, seed_name: str) -> list[str]:
+def cmu_dance_captions(category: str, seed_name: str, pools: dict[str, list[str]] | None = None,
+                       pool_count: int = 2) -> list[str]:
+    from motionmillion.data.caption_pools import CMU_POOL
+
     if category not in CMU_CATEGORIES:
         raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_CATEGORIES)})")
-    return captions_for(ACTIONS[category], NEUTRAL, seed_name)
+    captions = captions_for(ACTIONS[category], NEUTRAL, seed_name)
+    return _with_pool(captions, pools, CMU_POOL.get(category), NEUTRAL, seed_name, pool_count)

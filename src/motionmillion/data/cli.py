@@ -17,6 +17,10 @@ def import_bvh_command(
     prefix: str = typer.Option(None, "--prefix", help="Clip name folder (default: the recipe name)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
     finalize: bool = typer.Option(True, "--finalize/--no-finalize", help="Recompute mean/std and splits afterwards."),
+    text_pool: Path = typer.Option(
+        None, "--text-pool", help="Folder of HumanML3D/KIT-ML caption files (e.g. ../shared/data/text): adds "
+        "human-written captions that name the clip's movement (bandai, cmu-dance)."
+    ),
 ) -> None:
     """Import BVH files into a dataset: clips + mirrored copies, captions, then mean/std and splits.
 
@@ -29,7 +33,7 @@ def import_bvh_command(
     if recipe not in RECIPES:
         raise typer.BadParameter(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}", param_hint="--recipe")
     try:
-        report = import_bvh(src, out, recipe, prefix=prefix, workers=workers, finalize=finalize)
+        report = import_bvh(src, out, recipe, prefix=prefix, workers=workers, finalize=finalize, text_pool=text_pool)
     except (FileNotFoundError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
@@ -42,6 +46,28 @@ def import_bvh_command(
         console.print(f"  [yellow]skipped[/yellow] {path}: {why}")
     for path, error in report.failed:
         console.print(f"  [red]failed[/red] {error if path in error else f'{path}: {error}'}")
+
+
+@app.command("recaption")
+def recaption_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder made by import-bvh."),
+    text_pool: Path = typer.Option(
+        None, "--text-pool", help="Folder of HumanML3D/KIT-ML caption files; leave out for template captions only."
+    ),
+) -> None:
+    """Rewrite the captions of imported bandai/cmu-dance clips from their import records (no motion is
+    read), e.g. to add human-written captions. Re-encode tokens afterwards: they carry the captions."""
+    from rich.console import Console
+
+    from motionmillion.data.importers import recaption
+
+    console = Console(soft_wrap=True)
+    try:
+        counts = recaption(dataset, text_pool)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"rewrote captions of {counts['clips']} clips ({counts['captions']} captions) in {dataset}")
 
 
 @app.command("pack")

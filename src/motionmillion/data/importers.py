@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motionmillion.data import caption_pools
 from motionmillion.data import captions as caps
 from motionmillion.data.layout import (
     SPLIT_KINDS,
@@ -45,6 +46,7 @@ from motionmillion.data.layout import (
     write_clip,
     write_mean_std,
     write_split,
+    write_texts,
 )
 from motionmillion.utils.io import atomic_write_json
 
@@ -205,22 +207,29 @@ def measured_turn_degrees(root_rotations: np.ndarray, edge_frames: int = 5) -> f
     return float(np.degrees(heading[-edge:].mean() - heading[:edge].mean()))
 
 
-def window_captions(job: SourceJob, window_name: str, root_rotations: np.ndarray) -> tuple[list[str], dict]:
+def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float | None = None,
+                  pools: dict[str, list[str]] | None = None) -> list[str]:
+    """The captions of one clip from its recipe labels (the same at import and at ``recaption``)."""
+    if recipe == "bandai":
+        bandai = caps.BandaiLabel(label["dataset"], label["content"], label["style"], label["take"])
+        return caps.bandai_captions(bandai, clip_name, turn_degrees, pools=pools)
+    if recipe == "cmu-dance":
+        return caps.cmu_dance_captions(label["category"], clip_name, pools=pools)
+    return list(label.get("captions", []))
+
+
+def window_captions(job: SourceJob, window_name: str, root_rotations: np.ndarray,
+                    pools: dict[str, list[str]] | None = None) -> tuple[list[str], dict]:
     """Captions for one window, plus what was measured to write them."""
-    if job.recipe == "bandai":
-        label = caps.BandaiLabel(job.label["dataset"], job.label["content"], job.label["style"], job.label["take"])
-        extra: dict = {}
-        turn = None
-        if label.content.startswith("walk-turn-"):
-            turn = measured_turn_degrees(root_rotations)
-            extra["turn_degrees"] = round(turn, 1)
-        return caps.bandai_captions(label, window_name, turn), extra
-    if job.recipe == "cmu-dance":
-        return caps.cmu_dance_captions(job.label["category"], window_name), {}
-    return list(job.label.get("captions", [])), {}
+    measured: dict = {}
+    turn = None
+    if job.recipe == "bandai" and job.label["content"].startswith("walk-turn-"):
+        turn = measured_turn_degrees(root_rotations)
+        measured["turn_degrees"] = round(turn, 1)
+    return clip_captions(job.recipe, job.label, window_name, turn, pools), measured
 
 
-def import_source(job: SourceJob, out: str) -> dict:
+def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None = None) -> dict:
     """Read one BVH, write its clips and mirrored copies; return the record (raises on bad input)."""
     from motionmillion.motion import encode_272, mirror_272, rotations_from_positions
     from motionmillion.motion.bvh import load_bvh_joints
@@ -235,7 +244,7 @@ def import_source(job: SourceJob, out: str) -> dict:
     for k, (start, end) in enumerate(windows):
         name = f"{job.prefix}/{job.base}_{k:02d}" if numbered else f"{job.prefix}/{job.base}"
         features = encode_272(joints[start:end], rotations[start:end])  # canonicalised per window
-        captions, measured = window_captions(job, name, rotations[start:end, 0])
+        captions, measured = window_captions(job, name, rotations[start:end, 0], pools)
         write_clip(out, name, features, captions)
         write_clip(out, mirror_name(name), mirror_272(features), [caps.swap_left_right(c) for c in captions])
         clips.append({"name": name, "mirror": mirror_name(name), "frames": end - start, "start": start, **measured})
@@ -246,10 +255,10 @@ def import_source(job: SourceJob, out: str) -> dict:
     }  # fmt: skip
 
 
-def _work(args: tuple[SourceJob, str]) -> tuple[SourceJob, dict | None, str | None]:
-    job, out = args
+def _work(args: tuple[SourceJob, str, dict | None]) -> tuple[SourceJob, dict | None, str | None]:
+    job, out, pools = args
     try:
-        return job, import_source(job, out), None
+        return job, import_source(job, out, pools), None
     except (ValueError, OSError) as error:  # BVHError, InvalidMotionError, UnknownRigError are ValueErrors
         return job, None, str(error) if job.path in str(error) else f"{job.path}: {error}"
     except Exception as error:  # noqa: BLE001 - a batch job lists the file and goes on; the type says it is unexpected
@@ -283,12 +292,15 @@ def import_bvh(
     workers: int = 2,
     finalize: bool = True,
     progress: bool = True,
+    text_pool: str | Path | None = None,
 ) -> ImportReport:
-    """Import every BVH under ``src`` with ``recipe`` into the dataset ``out`` (resumable)."""
+    """Import every BVH under ``src`` with ``recipe`` into the dataset ``out`` (resumable). With
+    ``text_pool`` (a folder of HumanML3D/KIT-ML captions) clips also get human-written captions."""
     if recipe not in PLANNERS:
         raise ValueError(f"unknown recipe {recipe!r} (known: {', '.join(RECIPES)})")
     src, out = Path(src), Path(out)
     prefix = prefix or recipe
+    pools = caption_pools.load_pools(text_pool) if text_pool else None
     started = time.perf_counter()
     report = ImportReport()
     jobs: list[SourceJob] = []
@@ -314,7 +326,7 @@ def import_bvh(
         report.imported.append(job.path)
         report.clips_written += 2 * len(record["clips"])
 
-    tasks = [(job, str(out)) for job in jobs]
+    tasks = [(job, str(out), pools) for job in jobs]
     bar = _progress(len(tasks), f"import {recipe}", progress)
     if workers > 1 and len(tasks) > 1:
         # fork is cheap and the workers only need numpy; each task writes its own files atomically
@@ -342,6 +354,29 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # ---------------------------------------------------------------------------------------------------------
 # Splits and statistics over the whole dataset
+
+
+def recaption(out: str | Path, text_pool: str | Path | None = None, progress: bool = True) -> dict[str, int]:
+    """Rewrite the captions of every imported bandai/cmu-dance clip (and its mirror) from the import
+    records, e.g. to add human-written captions from ``text_pool`` without importing motion again.
+    Generic imports keep their own captions. Returns counts."""
+    out = Path(out)
+    pools = caption_pools.load_pools(text_pool) if text_pool else None
+    records = [r for r in load_records(out) if r["recipe"] in ("bandai", "cmu-dance")]
+    if not records:
+        raise ValueError(f"{out}: no bandai or cmu-dance import records under {out / META_DIR}")
+    counts = {"clips": 0, "captions": 0}
+    bar = _progress(len(records), "recaption", progress)
+    for record in records:
+        for clip in record["clips"]:
+            captions = clip_captions(record["recipe"], record["label"], clip["name"], clip.get("turn_degrees"), pools)
+            write_texts(out, clip["name"], captions)
+            write_texts(out, clip["mirror"], [caps.swap_left_right(c) for c in captions])
+            counts["clips"] += 2
+            counts["captions"] += 2 * len(captions)
+        bar.update(1)
+    bar.close()
+    return counts
 
 
 def load_records(out: str | Path) -> list[dict]:

@@ -1,0 +1,161 @@
+"""Human-written caption pools: real captions from text-only corpora, sorted by the movement they name.
+
+Label-derived captions (:mod:`captions`) say each movement in a few dozen templated ways, and a model
+trained only on them does not understand other wordings ("strolls", "bolts", "takes a deep bow").
+HumanML3D and KIT-ML ship thousands of human-written captions without their motions
+(``../shared/data/text``). A caption that plainly describes one of our labelled movements, and nothing
+else, can caption a clip with that label: "A person takes a deep bow." fits every Bandai bow.
+
+The rules are strict on purpose: a caption joins a pool only if it names the movement, names no
+other movement, says no sequence ("then", "before", "twice"), and says no side that the clip does not
+use. Short pools (fewer than ``MIN_POOL``) are dropped rather than repeated. Mirrored clips get the
+pool caption with left and right swapped, as template captions do.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+MIN_POOL = 5
+MAX_WORDS = 16
+
+_SEQUENCE = r"\b(then|before|after|while|again|until|followed|proceeds?|continues?|starts?|begins?|stops?|finally|afterwards|end|times|twice|once)\b"
+_SIDE = r"\b(left|right)\b"
+_WALK = r"\b(walk|walks|walking|walked|stroll|strolls|strolling|paces|pacing|marches|marching)\b"
+_WAVE = r"\bwav(e|es|ing|ed)\b"
+_RAISE = r"\b(raise|raises|raising|raised|lift|lifts|lifting|lifted|puts? up|reach(es)? up)\b"
+_RAISE_EXCLUDE = r"wave|walk|turn|run|jog|lower|down|side|forward|front|shoulder|chest|waist|face|head|time|watch|wrist|look|something|object|point|motion|shake|knee|bend|catch|clasp|spread|circle|exercise|monster|move"
+
+# pool name -> (a caption must match this, and must not match this); both case-insensitive.
+RULES: dict[str, tuple[str, str]] = {
+    "walk": (
+        _WALK + r"|\bsteps? forward",
+        r"turn|back|circ|around|\brun|jog|stair|step(s|ping)? (over|on|up|down)|side|diagonal|curv|zig|jump|hop|crawl"
+        r"|balanc|carr|kneel|trip|stumbl|slope|climb|beam|hill|obstacle|sit|stand|pick|hold|push|pull|drag|limp|spin"
+        r"|squat|lean|bend|wave|raise|arm|hand|clap|danc|kick|punch|throw|catch|in place|on the spot|bump|injur|drunk"
+        r"|tight|rope|line|counter|clockwise|toward|into|across|down|\bup\b|wind|fall|stomp|tiptoe|cross|pass|through"
+        r"|gap|avoid|angle|pattern|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "walk-back": (
+        r"\b(walks?|walking|steps?|stepping|moves?|moving)\b.{0,15}\bback(ward|wards)?\b",
+        r"forward|turn|around|run|jog|jump|hop|wave|arm|hand|kick|punch|sit|stand|side|pattern|circle|back (and|to)"
+        r"|back up|backs? off|(his|their|her) back|back of|lower back|back foot|back leg|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "run": (
+        r"\b(run|runs|running|jog|jogs|jogging|jogged|ran)\b",
+        r"turn|around|circle|back|jump|hop|side|slow|in place|spot|stair|wave|arm|hand|kick|punch|sit|curve|diagonal"
+        r"|toward|zig|angle|sprint|fast|quick|rapid|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "dash": (
+        r"\b(sprint|sprints|sprinting|sprinted|dash|dashes|dashing)\b|\b(runs?|running) (very )?(fast|quickly)\b",
+        r"turn|around|circle|back|jump|stance|side|hill|obstacle|curve|up and down|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "bow": (
+        r"\b(bow|bows|bowing|bowed)\b",
+        r"arrow|violin|wave|walk|kick|punch|sit|squat|turn|jump|arm|hand|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "wave-right": (
+        _WAVE + r".{0,30}\bright (hand|arm)\b|\bright (hand|arm)\b.{0,30}" + _WAVE,
+        r"\bleft\b|both|walk|turn|run|jog|" + _SEQUENCE,
+    ),
+    "wave-left": (
+        _WAVE + r".{0,30}\bleft (hand|arm)\b|\bleft (hand|arm)\b.{0,30}" + _WAVE,
+        r"\bright\b|both|walk|turn|run|jog|" + _SEQUENCE,
+    ),
+    "wave-both": (
+        _WAVE + r".{0,30}\b(both|two|his|her|their) (hands|arms)\b|\b(both|two) (hands|arms)\b.{0,30}" + _WAVE
+        + r"|" + _WAVE + r" (his |her |their )?(arms|hands)\b",
+        r"\bleft\b|\bright\b|walk|turn|run|jog|jump|random|" + _SEQUENCE,
+    ),
+    "raise-up-right": (_RAISE + r".{0,20}\bright (hand|arm)\b", r"\bleft\b|both|" + _RAISE_EXCLUDE + "|" + _SEQUENCE),
+    "raise-up-left": (_RAISE + r".{0,20}\bleft (hand|arm)\b", r"\bright\b|both|" + _RAISE_EXCLUDE + "|" + _SEQUENCE),
+    "raise-up-both": (
+        _RAISE + r".{0,20}\b(both|two|his|her|their) (hands|arms)\b|\b(hands|arms) (up|in the air|above|over)",
+        _SIDE + r"|jump|squat|" + _RAISE_EXCLUDE + "|" + _SEQUENCE,
+    ),
+    "punch": (
+        r"\b(punch|punches|punching|jab|jabs|jabbing|boxing)\b",
+        r"kick|walk|turn|run|jog|jump|bag|gets|in the back|trip|punched|" + _SEQUENCE,
+    ),
+    "kick": (r"\b(kick|kicks|kicking|kicked)\b", r"\bleft\b|punch|walk|turn|run|jog|jump|ball|both|" + _SEQUENCE),
+    "guide": (r"\b(points?|pointing)\b.{0,30}\bright (hand|arm)\b", r"\bleft\b|walk|turn|run|throw|swip|" + _SEQUENCE),
+    "dance": (r"\bdanc(e|es|ing|ed)\b", r"salsa|waltz|ballet|tango|walk|pattern|" + _SEQUENCE),
+    "walk-turn-left": (
+        _WALK + r".{0,40}\bturns? (to the |towards the )?left\b|" + _WALK + r".{0,40}\b(makes?|takes?|taking) a left( turn)?\b",
+        r"around|180|back|circle|right|twice|again|stop|run|jog|stair",
+    ),
+    "walk-turn-right": (
+        _WALK + r".{0,40}\bturns? (to the |towards the )?right\b|" + _WALK + r".{0,40}\b(makes?|takes?|taking) a right( turn)?\b",
+        r"around|180|back|circle|left|twice|again|stop|run|jog|stair",
+    ),
+    "salsa": (r"\bsalsa\b", r"walk|turn|" + _SEQUENCE),
+    "martial": (r"martial|karate|kung fu|taekwondo", r"back|" + _SEQUENCE),
+}
+
+# Bandai content -> pool (contents without a pool keep template captions only).
+BANDAI_POOL: dict[str, str] = {
+    "walk": "walk", "walk-left": "walk", "walk-right": "walk", "walk-back": "walk-back", "run": "run",
+    "dash": "dash", "bow": "bow", "bye": "wave-right", "byebye": "wave-both", "guide": "guide",
+    "respond": "raise-up-left", "punch": "punch", "kick": "kick", "dance-short": "dance", "dance-long": "dance",
+    "wave-both-hands": "wave-both", "wave-left-hand": "wave-left", "wave-right-hand": "wave-right",
+    "raise-up-both-hands": "raise-up-both", "raise-up-left-hand": "raise-up-left",
+    "raise-up-right-hand": "raise-up-right",
+}  # fmt: skip
+CMU_POOL: dict[str, str] = {"salsa": "salsa", "martial": "martial"}
+
+
+def read_free_text(folder: str | Path) -> list[str]:
+    """Every caption in the HumanML3D (``*babel_compat*.json``) and KIT-ML (``kitml_annotations.json``)
+    files of ``folder``, de-duplicated and sorted (so pools do not depend on file order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: caption folder not found (expected HumanML3D/KIT-ML caption files)")
+    found: set[str] = set()
+    files = sorted(folder.glob("*babel_compat*.json")) + sorted(folder.glob("kitml_annotations.json"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no humanml3d_*babel_compat*.json or kitml_annotations.json in it")
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        if isinstance(data, list):  # HumanML3D, BABEL-compatible: [{"frame_ann": [[start, end, text, ...]]}]
+            found.update(ann[2] for entry in data for ann in entry.get("frame_ann", []) if len(ann) > 2)
+        else:  # KIT-ML: {id: {"annotations": [{"text": ...}]}}
+            found.update(ann.get("text", "") for entry in data.values() for ann in entry.get("annotations", []))
+    return sorted({" ".join(str(text).split()) for text in found} - {""})
+
+
+def build_pools(texts: Iterable[str], rules: dict[str, tuple[str, str]] = RULES) -> dict[str, list[str]]:
+    """Pool name -> the captions that pass its rule (pools shorter than MIN_POOL are left out)."""
+    texts = [t for t in texts if len(t.split()) <= MAX_WORDS]
+    pools = {}
+    for name, (include, exclude) in rules.items():
+        inc, exc = re.compile(include, re.I), re.compile(exclude, re.I)
+        matched = [t for t in texts if inc.search(t) and not exc.search(t)]
+        if len(matched) >= MIN_POOL:
+            pools[name] = matched
+    return pools
+
+
+def load_pools(folder: str | Path) -> dict[str, list[str]]:
+    return build_pools(read_free_text(folder))
+
+
+def draw(pool: Sequence[str], rng: random.Random, count: int, style_phrases: Sequence[str] = ()) -> list[str]:
+    """``count`` distinct pool captions; each gets one of ``style_phrases`` appended half of the time
+    (so style words also appear beside free wording)."""
+    chosen = rng.sample(list(pool), min(count, len(pool)))
+    out = []
+    for caption in chosen:
+        caption = caption.rstrip(" .!")
+        caption = caption[0].upper() + caption[1:]
+        phrases = [p for p in style_phrases if p]
+        if phrases and rng.random() < 0.5:
+            caption = f"{caption}, {rng.choice(phrases)}"
+        out.append(caption + ".")
+    return out
