@@ -64,6 +64,21 @@ def test_encode_writes_every_clip_and_resumes(tiny_dataset, model_dir, tmp_path,
         EncodedTokens(out)
 
 
+def test_encode_writes_the_strata_of_imported_clips(model_dir, tmp_path):
+    from pathlib import Path
+
+    from motionmillion.data.importers import import_bvh
+    from motionmillion.data.packed import pack_dataset
+
+    dataset = tmp_path / "ds"
+    import_bvh(Path(__file__).parents[1] / "data/bvh/bandai", dataset, "bandai", workers=1, progress=False)
+    pack_dataset(dataset, progress=False)
+    encode_dataset(model_dir, dataset, tmp_path / "encoded", progress=False)
+    strata = EncodedTokens(tmp_path / "encoded").strata()
+    assert strata["bandai/dataset-1_bye_normal_001"] == strata["bandai/Mdataset-1_bye_normal_001"] == "bandai-1/bye"
+    assert len(strata) == 6 and EncodedTokens(tmp_path / "encoded").names  # every clip has its stratum
+
+
 def test_clip_errors_are_pelvis_aligned_millimetres():
     gt = np.random.default_rng(0).normal(size=(10, 22, 3))
     assert clip_errors(gt, gt)["mpjpe_mm"] == 0

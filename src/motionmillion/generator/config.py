@@ -38,6 +38,10 @@ class GeneratorConfig:
     # uses as the unconditional branch. 0 reproduces the paper (no null prefix, no guidance).
     cond_drop_prob: float = 0.1
     default_guidance: float = 1.0
+    # One extra prefix position: the text encoder's mean-pooled, unit-norm sentence embedding, projected.
+    # Sentence encoders (MiniLM) place paraphrases close together, which per-token features alone do not
+    # give a small model trained on few wordings. The paper's models have none.
+    sentence_token: bool = False
     gradient_checkpointing: bool = False
 
     @property
@@ -155,9 +159,14 @@ class TrainConfig:
     text_encoder: str = DEFAULT_TEXT_ENCODER
     text_max_length: int = 150
     split: str = "train"
+    # Share of each stratum (content/style, from the encoded strata.json) ~ size**alpha: 1 = as the data
+    # comes, 0.5 = rare contents much more often (the Bandai set has 1-2 takes of some contents).
+    stratum_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
+        if not 0.0 <= self.stratum_alpha <= 1.0:
+            raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise ValueError(f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}")
         for name in ("steps", "batch_size"):

@@ -130,7 +130,7 @@ class TokenBatch:
 class TokenDataset:
     """Motion token sequences of one split with their captions, and deterministic batches."""
 
-    def __init__(self, encoded, split: str, max_motion_tokens: int):
+    def __init__(self, encoded, split: str, max_motion_tokens: int, stratum_alpha: float = 1.0):
         names = encoded.names
         try:
             indices = list(range(len(names))) if split == "all" else encoded.split(split)
@@ -138,6 +138,7 @@ class TokenDataset:
             raise ValueError(str(err).strip("'\"")) from None
         self.codes: list[np.ndarray] = []
         self.captions: list[list[str]] = []
+        kept_names: list[str] = []
         skipped = truncated = 0
         for i in indices:
             codes = np.asarray(encoded.codes(i), dtype=np.int64)
@@ -149,11 +150,29 @@ class TokenDataset:
                 codes, truncated = codes[:max_motion_tokens], truncated + 1
             self.codes.append(codes)
             self.captions.append(texts)
+            kept_names.append(names[i])
         if skipped or truncated:
             log.warning("split %s: skipped %d items without tokens or captions, truncated %d", split, skipped, truncated)
         if not self.codes:
             raise ValueError(f"split {split!r} of the encoded tokens has no usable item (tokens + captions)")
         self.codebook_size = int(encoded.codebook_size)
+        self.sampling_weights = self._stratum_weights(encoded, kept_names, stratum_alpha)
+
+    @staticmethod
+    def _stratum_weights(encoded, names: list[str], alpha: float) -> np.ndarray | None:
+        """Per-item probabilities that give each stratum (e.g. content/style) a share proportional to
+        its size**alpha, as multilingual LMs temper language sizes: alpha 1 keeps the data as it is,
+        0 makes every stratum equally likely. None means plain shuffled epochs."""
+        if alpha == 1.0:
+            return None
+        strata = encoded.strata()
+        if not strata:
+            log.warning("stratum_alpha=%s ignored: %s has no strata.json (re-encode the tokens)", alpha, encoded.folder)
+            return None
+        keys = [strata.get(name, name) for name in names]
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        weights = counts[inverse].astype(np.float64) ** (alpha - 1.0)
+        return weights / weights.sum()
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -173,7 +192,11 @@ class TokenDataset:
 
     def _epoch_permutation(self, seed: int, epoch: int) -> np.ndarray:
         if getattr(self, "_permutation_key", None) != (seed, epoch):
-            self._permutation = np.random.default_rng([seed, epoch]).permutation(len(self))
+            rng = np.random.default_rng([seed, epoch])
+            if self.sampling_weights is None:
+                self._permutation = rng.permutation(len(self))
+            else:  # an "epoch" of len(self) draws with replacement from the tempered distribution
+                self._permutation = rng.choice(len(self), size=len(self), p=self.sampling_weights)
             self._permutation_key = (seed, epoch)
         return self._permutation
 

@@ -164,7 +164,7 @@ def train(
     model_config = dataclasses.replace(
         model_config, codebook_size=int(encoded.codebook_size), max_text_tokens=train_config.text_max_length
     )
-    data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens)
+    data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens, train_config.stratum_alpha)
     try:  # a val split is optional
         val_data = TokenDataset(encoded, "val", model_config.max_motion_tokens)
     except ValueError:

@@ -116,6 +116,9 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
         np.savez(f, names=np.array(all_names, dtype=str), starts=starts, lengths=lengths)
     atomic_write_json(out_dir / "texts.json", {name: dataset.texts(name) for name in all_names})
     atomic_write_json(out_dir / "splits.json", splits)
+    strata = clip_strata(data_root, all_names)
+    if strata:
+        atomic_write_json(out_dir / "strata.json", strata)
     atomic_write_json(out_dir / "skipped.json", all_skipped)
     atomic_write_json(out_dir / "config.json", {
         "codebook_size": model.codebook_size, "frames_per_token": fpt,
@@ -126,3 +129,14 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     if all_skipped:
         log.warning("skipped %d clip(s): %s", len(all_skipped), "; ".join(all_skipped[:5]))
     return out_dir
+
+
+def clip_strata(data_root: Path, names: list[str]) -> dict[str, str]:
+    """{name: stratum} from the dataset's import records (content/style for labelled sources), used by
+    the generator's stratum-balanced sampling; empty for datasets without import records."""
+    from motionmillion.data.importers import META_DIR, dataset_clip_table
+
+    if not (Path(data_root) / META_DIR).is_dir():
+        return {}
+    wanted = set(names)
+    return {row["name"]: row["stratum"] for row in dataset_clip_table(data_root) if row["name"] in wanted}

@@ -5,6 +5,7 @@
     ENCODED/texts.json    {name: [captions]}
     ENCODED/splits.json   {"train": [names], "val": [...], "test": [...]}
     ENCODED/config.json   {"codebook_size", "frames_per_token", "tokenizer", "dataset", ...}
+    ENCODED/strata.json   optional {name: stratum} (content/style of labelled sources) for balanced sampling
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ class EncodedTokens:
             i = self.index_of(i)
         start = self.starts[i]
         return np.asarray(self._codes[start : start + self.lengths[i]])
+
+    def strata(self) -> dict[str, str]:
+        """{name: stratum}, empty when the folder has no strata.json (older encodes, unlabelled data)."""
+        path = self.folder / "strata.json"
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise EncodedTokensError(f"{path}: not valid JSON ({error})") from error
 
     def texts(self, name: str) -> list[str]:
         return list(self._texts.get(name, []))
