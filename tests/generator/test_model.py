@@ -74,9 +74,10 @@ def test_prefix_is_bidirectional_and_motion_is_causal():
         assert not torch.allclose(model(features2, mask, tokens)[:, 0], base[:, 0])
 
 
-def test_padding_does_not_change_an_items_logits():
+@pytest.mark.parametrize("sentence_token", [False, True])
+def test_padding_does_not_change_an_items_logits(sentence_token):
     torch.manual_seed(0)
-    model = MotionGPT(tiny_config()).eval()
+    model = MotionGPT(tiny_config(sentence_token=sentence_token)).eval()
     features, mask = text_batch([3, 7])
     tokens = torch.randint(0, 20, (2, 5))
     batched = model(features, mask, tokens)
@@ -84,9 +85,10 @@ def test_padding_does_not_change_an_items_logits():
     torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-5)
 
 
-def test_kv_cache_logits_equal_full_recompute():
+@pytest.mark.parametrize("sentence_token", [False, True])
+def test_kv_cache_logits_equal_full_recompute(sentence_token):
     torch.manual_seed(0)
-    model = MotionGPT(tiny_config()).eval()
+    model = MotionGPT(tiny_config(sentence_token=sentence_token)).eval()
     features, mask = text_batch([4, 9, 1], seed=3)
     tokens = torch.randint(0, 21, (3, 8))
     drop = torch.tensor([False, True, False])
@@ -94,7 +96,7 @@ def test_kv_cache_logits_equal_full_recompute():
         full = model(features, mask, tokens, drop)
         from motionmillion.generator.model import KVCache
 
-        cache = KVCache.allocate(model.config, 3, features.shape[1] + 8, "cpu", torch.float32)
+        cache = KVCache.allocate(model.config, 3, model.prefix_length(features.shape[1]) + 8, "cpu", torch.float32)
         steps = [model.prefill(features, mask, cache, drop)]
         for j in range(8):
             steps.append(model.decode_step(tokens[:, j], cache))
@@ -124,6 +126,20 @@ def test_null_prefix_requires_condition_dropout():
         sample_tokens(model, features, mask, [0], [1], [5], SamplingOptions(guidance=2.0))
 
 
+def test_sentence_token_is_the_mean_pooled_unit_sentence_embedding():
+    torch.manual_seed(0)
+    model = MotionGPT(tiny_config(sentence_token=True)).eval()
+    features, mask = text_batch([3, 5])
+    prefix, valid = model.build_prefix(features, mask)
+    assert prefix.shape[1] == model.prefix_length(5) == 6 and valid[:, -1].all()
+    pooled = features[0, :3].mean(0)
+    expected = model.sentence_proj(pooled / pooled.norm())
+    torch.testing.assert_close(prefix[0, -1], expected)
+    # padding never reaches the pooled embedding
+    features[0, 3:] = 1e6
+    torch.testing.assert_close(model.build_prefix(features, mask)[0][0, -1], expected)
+
+
 def test_text_dim_mismatch_is_a_clear_error():
     model = MotionGPT(tiny_config())
     with pytest.raises(ValueError, match="text features have dim 7"):
@@ -131,9 +147,10 @@ def test_text_dim_mismatch_is_a_clear_error():
 
 
 # ---------------------------------------------------------------- sampling
-def test_cached_and_uncached_sampling_agree_and_respect_length():
+@pytest.mark.parametrize("sentence_token", [False, True])
+def test_cached_and_uncached_sampling_agree_and_respect_length(sentence_token):
     torch.manual_seed(0)
-    model = MotionGPT(tiny_config()).eval()
+    model = MotionGPT(tiny_config(sentence_token=sentence_token)).eval()
     features, mask = text_batch([2, 6, 4])
     for options in (SamplingOptions(temperature=0), SamplingOptions(temperature=1.0, top_k=5, guidance=2.5)):
         kwargs = dict(seeds=[1, 2, 3], min_tokens=[3, 5, 1], max_tokens=[4, 7, 12])

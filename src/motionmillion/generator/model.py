@@ -129,6 +129,7 @@ class MotionGPT(nn.Module):
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.text_proj = nn.Linear(config.text_dim, config.n_embd, bias=True)
+        self.sentence_proj = nn.Linear(config.text_dim, config.n_embd, bias=True) if config.sentence_token else None
         # The learned "no text" prefix (one position) for classifier-free guidance.
         self.null_prefix = nn.Parameter(torch.zeros(config.n_embd)) if config.has_null_prefix else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
@@ -162,10 +163,15 @@ class MotionGPT(nn.Module):
             self._rope = rope_cache(size, self.config.head_dim, self.config.rope_base, device)
         return self._rope
 
+    def prefix_length(self, text_length: int) -> int:
+        """Prefix positions for ``text_length`` text tokens (one more with the sentence token)."""
+        return text_length + int(self.sentence_proj is not None)
+
     def build_prefix(
         self, text_features: torch.Tensor, text_mask: torch.Tensor, drop_text: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Project text (B, L, text_dim) and left-align it: returns prefix (B, L, d) and its validity (B, L)."""
+        """Project text (B, L, text_dim) and left-align it: returns prefix (B, P, d) and its validity (B, P),
+        P = prefix_length(L)."""
         if text_features.shape[-1] != self.config.text_dim:
             raise ValueError(
                 f"text features have dim {text_features.shape[-1]} but the generator expects {self.config.text_dim}"
@@ -178,6 +184,12 @@ class MotionGPT(nn.Module):
         valid = torch.gather(text_mask, 1, order)
         features = torch.gather(text_features, 1, order[..., None].expand_as(text_features))
         prefix = self.text_proj(features)
+        if self.sentence_proj is not None:  # mean over real tokens, as sentence-transformers pools
+            weights = text_mask.to(text_features.dtype)[..., None]
+            pooled = (text_features * weights).sum(1) / weights.sum(1)
+            sentence = self.sentence_proj(F.normalize(pooled.float(), dim=-1).to(text_features.dtype))
+            prefix = torch.cat([prefix, sentence[:, None].to(prefix.dtype)], dim=1)
+            valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
         if drop_text is not None and self.null_prefix is None and drop_text.any():
             raise ValueError("this generator was trained without condition dropout: it has no null prefix")
         # Whenever drop_text is given the null prefix joins the graph (even if no row is dropped), so DDP

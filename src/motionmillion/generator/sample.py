@@ -113,7 +113,7 @@ def sample_tokens(
 
     cache = None
     if options.use_cache:
-        cache = KVCache.allocate(config, features.shape[0], features.shape[1] + steps, device, dtype)
+        cache = KVCache.allocate(config, features.shape[0], model.prefix_length(features.shape[1]) + steps, device, dtype)
         logits = model.prefill(features, mask, cache, drop)
     generated = torch.full((batch, steps), config.pad_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
