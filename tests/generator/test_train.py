@@ -58,18 +58,19 @@ def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
 def test_stratum_alpha_tempers_how_often_rare_strata_are_drawn(tmp_path, caplog):
     folder = helpers.make_encoded(tmp_path / "enc", items=44)
     train_names = json.loads((folder / "splits.json").read_text())["train"]  # 40 items
-    strata = {name: ("rare" if i < 4 else "common") for i, name in enumerate(train_names)}
+    strata = {name: ("src/rare/a" if i < 4 else f"src/common/{i % 3}") for i, name in enumerate(train_names)}
     (folder / "strata.json").write_text(json.dumps(strata))
     encoded = open_encoded(folder)
 
-    def rare_share(alpha: float) -> float:
-        data = TokenDataset(encoded, "train", max_motion_tokens=10, stratum_alpha=alpha)
+    def rare_share(alpha: float, levels: int = 2) -> float:
+        data = TokenDataset(encoded, "train", max_motion_tokens=10, stratum_alpha=alpha, stratum_levels=levels)
         drawn = [i for step in range(400) for i in data.item_order(0, step, 0, 1, 8)]
         return float(np.mean(np.array(drawn) < 4))
 
     assert rare_share(1.0) == pytest.approx(0.1)  # the data as it is: 4 of 40
     assert rare_share(0.0) == pytest.approx(0.5, abs=0.04)  # every stratum equally often
     assert 0.2 < rare_share(0.5) < 0.3  # sqrt(4) / (sqrt(4) + sqrt(36)) = 0.25
+    assert rare_share(0.0, levels=0) == pytest.approx(0.25, abs=0.04)  # 4 whole strata: "common" is split in 3
     (folder / "strata.json").unlink()
     data = TokenDataset(open_encoded(folder), "train", max_motion_tokens=10, stratum_alpha=0.5)
     assert data.sampling_weights is None and "no strata.json" in caplog.text

@@ -162,11 +162,14 @@ class TrainConfig:
     # Share of each stratum (content/style, from the encoded strata.json) ~ size**alpha: 1 = as the data
     # comes, 0.5 = rare contents much more often (the Bandai set has 1-2 takes of some contents).
     stratum_alpha: float = 1.0
+    stratum_levels: int = 0  # 0 = whole stratum names; 2 = "bandai-2/walk" for "bandai-2/walk/happy"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
         if not 0.0 <= self.stratum_alpha <= 1.0:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
+        if self.stratum_levels < 0:
+            raise ValueError(f"stratum_levels must be >= 0, got {self.stratum_levels}")
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise ValueError(f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}")
         for name in ("steps", "batch_size"):

@@ -130,7 +130,8 @@ class TokenBatch:
 class TokenDataset:
     """Motion token sequences of one split with their captions, and deterministic batches."""
 
-    def __init__(self, encoded, split: str, max_motion_tokens: int, stratum_alpha: float = 1.0):
+    def __init__(self, encoded, split: str, max_motion_tokens: int, stratum_alpha: float = 1.0,
+                 stratum_levels: int = 0):
         names = encoded.names
         try:
             indices = list(range(len(names))) if split == "all" else encoded.split(split)
@@ -156,13 +157,14 @@ class TokenDataset:
         if not self.codes:
             raise ValueError(f"split {split!r} of the encoded tokens has no usable item (tokens + captions)")
         self.codebook_size = int(encoded.codebook_size)
-        self.sampling_weights = self._stratum_weights(encoded, kept_names, stratum_alpha)
+        self.sampling_weights = self._stratum_weights(encoded, kept_names, stratum_alpha, stratum_levels)
 
     @staticmethod
-    def _stratum_weights(encoded, names: list[str], alpha: float) -> np.ndarray | None:
+    def _stratum_weights(encoded, names: list[str], alpha: float, levels: int = 0) -> np.ndarray | None:
         """Per-item probabilities that give each stratum (e.g. content/style) a share proportional to
         its size**alpha, as multilingual LMs temper language sizes: alpha 1 keeps the data as it is,
-        0 makes every stratum equally likely. None means plain shuffled epochs."""
+        0 makes every stratum equally likely. ``levels`` > 0 keeps only the first levels of a
+        "source/content/style" stratum (2 = per content). None means plain shuffled epochs."""
         if alpha == 1.0:
             return None
         strata = encoded.strata()
@@ -170,6 +172,8 @@ class TokenDataset:
             log.warning("stratum_alpha=%s ignored: %s has no strata.json (re-encode the tokens)", alpha, encoded.folder)
             return None
         keys = [strata.get(name, name) for name in names]
+        if levels > 0:
+            keys = ["/".join(key.split("/")[:levels]) for key in keys]
         _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
         weights = counts[inverse].astype(np.float64) ** (alpha - 1.0)
         return weights / weights.sum()

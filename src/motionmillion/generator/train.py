@@ -164,7 +164,8 @@ def train(
     model_config = dataclasses.replace(
         model_config, codebook_size=int(encoded.codebook_size), max_text_tokens=train_config.text_max_length
     )
-    data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens, train_config.stratum_alpha)
+    data = TokenDataset(encoded, train_config.split, model_config.max_motion_tokens, train_config.stratum_alpha,
+                        train_config.stratum_levels)
     try:  # a val split is optional
         val_data = TokenDataset(encoded, "val", model_config.max_motion_tokens)
     except ValueError:
