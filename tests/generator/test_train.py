@@ -55,6 +55,16 @@ def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     assert run_info["frames_per_token"] == 2 and run_info["text_encoder"]["max_length"] == 150
 
 
+def test_val_every_keeps_the_lowest_val_loss_weights(tmp_path):
+    encoded = helpers.make_encoded(tmp_path / "enc")
+    run = helpers.prepared_run(tmp_path, "run")
+    train(tiny_model(), tiny_train(8, val_every=2, val_batches=1), encoded, run)
+    best = json.loads((run / "generator_best" / "val.json").read_text())
+    logged = {int(k): float(v) for k, v in re.findall(r"step (\d+) val loss ([0-9.]+)", (run / "train.log").read_text())}
+    assert best["step"] in (2, 4, 6, 8) and best["val_loss"] == pytest.approx(min(logged.values()), abs=1e-4)
+    assert load_generator(run / "generator_best").config.codebook_size == 16
+
+
 def test_stratum_alpha_tempers_how_often_rare_strata_are_drawn(tmp_path, caplog):
     folder = helpers.make_encoded(tmp_path / "enc", items=44)
     train_names = json.loads((folder / "splits.json").read_text())["train"]  # 40 items

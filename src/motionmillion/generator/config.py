@@ -155,7 +155,8 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 500
     keep_checkpoints: int = 2
-    val_every: int = 0  # 0 = only at the end
+    val_every: int = 0  # 0 = only at the end; > 0 also keeps the lowest-val-loss weights in generator_best/
+    val_batches: int = 4  # batches of the val split per validation (enough to cover it for model selection)
     text_encoder: str = DEFAULT_TEXT_ENCODER
     text_max_length: int = 150
     split: str = "train"

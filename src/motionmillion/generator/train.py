@@ -274,12 +274,13 @@ def train(
                          (done - start_step) / (time.time() - started))  # fmt: skip
         bar.update(1)
         if val_data is not None and train_config.val_every and done % train_config.val_every == 0:
-            _validate(model, accelerator, val_data, cache, train_config, writer, done)
+            value = _validate(model, accelerator, val_data, cache, train_config, writer, done, train_config.val_batches)
+            _keep_if_best(model, accelerator, model_config, out, done, value, fsdp)
         if done % train_config.save_every == 0 or done == end_step:
             _save_checkpoint(accelerator, model, optimizer, out, done, train_config.keep_checkpoints, fsdp)
     bar.close()
     if end_step == train_config.steps and val_data is not None:
-        _validate(model, accelerator, val_data, cache, train_config, writer, end_step)
+        _validate(model, accelerator, val_data, cache, train_config, writer, end_step, train_config.val_batches)
     if on_finish is not None:
         on_finish(model, accelerator)
     state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
@@ -309,6 +310,25 @@ def _validate(model, accelerator, val_data, cache, train_config, writer, step: i
         writer.add_scalar("val/loss", value, step)
         log.info("step %d val loss %.4f", step, value)
     return value
+
+
+def _keep_if_best(model, accelerator, model_config, out: Path, step: int, val_loss: float, fsdp: bool) -> None:
+    """Keep the weights with the lowest validation loss so far in ``out/generator_best`` (+ val.json).
+
+    A small model on a small dataset overfits long before a cosine schedule ends (the default model's
+    run: val loss 3.40 at step 1,000, 4.46 at step 3,000), so the best checkpoint is kept as it goes."""
+    from motionmillion.utils.io import atomic_write_json
+
+    best_file = out / "generator_best" / "val.json"
+    best = json.loads(best_file.read_text())["val_loss"] if best_file.is_file() else math.inf
+    if val_loss >= best:
+        return
+    state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        save_generator(out / "generator_best", model_config, state_dict)
+        atomic_write_json(best_file, {"val_loss": val_loss, "step": step})
+        log.info("step %d: new best val loss %.4f -> %s", step, val_loss, out / "generator_best")
+    accelerator.wait_for_everyone()
 
 
 def _save_checkpoint(accelerator, model, optimizer, out: Path, step: int, keep: int, fsdp: bool) -> None:
