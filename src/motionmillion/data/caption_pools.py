@@ -22,6 +22,7 @@ from pathlib import Path
 
 MIN_POOL = 5
 MAX_WORDS = 16
+PER_CLIP = 2  # human-written captions added to a clip's 3-5 template captions
 
 _SEQUENCE = r"\b(then|before|after|while|again|until|followed|proceeds?|continues?|starts?|begins?|stops?|finally|afterwards|end|times|twice|once)\b"
 _SIDE = r"\b(left|right)\b"
@@ -150,11 +151,11 @@ def draw(pool: Sequence[str], rng: random.Random, count: int, style_phrases: Seq
     """``count`` distinct pool captions; each gets one of ``style_phrases`` appended half of the time
     (so style words also appear beside free wording)."""
     chosen = rng.sample(list(pool), min(count, len(pool)))
+    phrases = [p for p in style_phrases if p]
     out = []
     for caption in chosen:
         caption = caption.rstrip(" .!")
         caption = caption[0].upper() + caption[1:]
-        phrases = [p for p in style_phrases if p]
         if phrases and rng.random() < 0.5:
             caption = f"{caption}, {rng.choice(phrases)}"
         out.append(caption + ".")

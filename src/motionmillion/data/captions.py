@@ -18,6 +18,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from motionmillion.data import caption_pools
+
 # ---------------------------------------------------------------------------------------------------------
 # Actions: third-person verb phrases ("a person <phrase>") and -ing phrases ("<phrase>, ...").
 
@@ -163,13 +165,18 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+# Measured turns (degrees): below STRAIGHT the walk is captioned as straight; inside QUARTER_TURN it is
+# "about 90 degrees"; from AROUND on it turns around.
+STRAIGHT, QUARTER_TURN, AROUND = 30.0, (60.0, 120.0), 135.0
+
+
 def turn_action(degrees: float) -> Action:
     """Walk with a measured turn: positive degrees turn to the body's left (heading towards +X)."""
     side = "left" if degrees > 0 else "right"
     size = abs(degrees)
-    if size < 30:
+    if size < STRAIGHT:
         return STRAIGHT_WALK
-    if size >= 135:
+    if size >= AROUND:
         return _action(
             (f"walks forward and turns around to the {side}", f"walking and turning around to the {side}"),
             (f"walks and turns back over the {side} side", f"walking and turning back over the {side} side"),
@@ -179,7 +186,7 @@ def turn_action(degrees: float) -> Action:
         (f"walks and makes a {side} turn", f"walking and making a {side} turn"),
         (f"walks, then turns to the {side}", f"walking, then turning to the {side}"),
     ]
-    if 60 <= size <= 120:
+    if QUARTER_TURN[0] <= size <= QUARTER_TURN[1]:
         pairs.append((f"walks and turns about 90 degrees to the {side}", f"walking and turning 90 degrees {side}"))
     return _action(*pairs)
 
@@ -321,47 +328,41 @@ ACTIONS["walk-turn-right"] = turn_action(-90.0)
 
 def bandai_pool_name(content: str, turn_degrees: float | None = None) -> str | None:
     """The human-written caption pool (:mod:`caption_pools`) that fits a Bandai clip, if any."""
-    from motionmillion.data.caption_pools import BANDAI_POOL
-
     if content.startswith("walk-turn-") and turn_degrees is not None:
         size = abs(turn_degrees)
-        if size < 30:
+        if size < STRAIGHT:
             return "walk"
-        return f"walk-turn-{'left' if turn_degrees > 0 else 'right'}" if 60 <= size <= 120 else None
-    return BANDAI_POOL.get(content)
+        side = "left" if turn_degrees > 0 else "right"
+        return f"walk-turn-{side}" if QUARTER_TURN[0] <= size <= QUARTER_TURN[1] else None
+    return caption_pools.BANDAI_POOL.get(content)
 
 
 def _with_pool(captions: list[str], pools: dict[str, list[str]] | None, pool_name: str | None, style: Style,
-               seed_name: str, pool_count: int) -> list[str]:
-    if not pools or pool_name not in pools or pool_count <= 0:
+               seed_name: str) -> list[str]:
+    if not pools or pool_name not in pools:
         return captions
-    from motionmillion.data import caption_pools
-
     rng = clip_rng("pool:" + seed_name)
-    return captions + caption_pools.draw(pools[pool_name], rng, pool_count, style.adverbials + style.clauses)
+    return captions + caption_pools.draw(pools[pool_name], rng, caption_pools.PER_CLIP, style.adverbials + style.clauses)
 
 
 def bandai_captions(label: BandaiLabel, seed_name: str, turn_degrees: float | None = None,
-                    pools: dict[str, list[str]] | None = None, pool_count: int = 2) -> list[str]:
+                    pools: dict[str, list[str]] | None = None) -> list[str]:
     """Captions for a Bandai clip. For walk-turn-* pass the measured heading change (degrees, + = left):
     the caption then says what the clip does, also in the few takes that turn the other way. With
-    ``pools`` (:func:`caption_pools.load_pools`), ``pool_count`` human-written captions are added."""
+    ``pools`` (:func:`caption_pools.load_pools`), ``caption_pools.PER_CLIP`` human-written captions are added."""
     action = ACTIONS[label.content]
     if label.content.startswith("walk-turn-") and turn_degrees is not None:
         action = turn_action(turn_degrees)
     style = STYLES[label.style]
     captions = captions_for(action, style, seed_name)
-    return _with_pool(captions, pools, bandai_pool_name(label.content, turn_degrees), style, seed_name, pool_count)
+    return _with_pool(captions, pools, bandai_pool_name(label.content, turn_degrees), style, seed_name)
 
 
 CMU_CATEGORIES = ("salsa", "indian", "martial")
 
 
-def cmu_dance_captions(category: str, seed_name: str, pools: dict[str, list[str]] | None = None,
-                       pool_count: int = 2) -> list[str]:
-    from motionmillion.data.caption_pools import CMU_POOL
-
+def cmu_dance_captions(category: str, seed_name: str, pools: dict[str, list[str]] | None = None) -> list[str]:
     if category not in CMU_CATEGORIES:
         raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_CATEGORIES)})")
     captions = captions_for(ACTIONS[category], NEUTRAL, seed_name)
-    return _with_pool(captions, pools, CMU_POOL.get(category), NEUTRAL, seed_name, pool_count)
+    return _with_pool(captions, pools, caption_pools.CMU_POOL.get(category), NEUTRAL, seed_name)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motionmillion.generator.text_encoders import sentence_embedding
+
 log = logging.getLogger(__name__)
 
 CACHE_FEATURES = "text_features.npy"
@@ -103,8 +105,7 @@ class TextFeatureCache:
 
     def sentence(self, captions: list[str]) -> torch.Tensor:
         """Unit-length sentence embeddings (B, dim): the mean of each caption's token features."""
-        means = np.stack([self.get(c).astype(np.float32).mean(axis=0) for c in captions])
-        return torch.nn.functional.normalize(torch.from_numpy(means), dim=-1)
+        return sentence_embedding(*self.batch(captions))
 
     def batch(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded features (B, L, dim) float32 and mask (B, L) bool."""

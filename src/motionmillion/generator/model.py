@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from motionmillion.generator.config import GeneratorConfig
+from motionmillion.generator.text_encoders import sentence_embedding
 
 
 class RMSNorm(nn.Module):
@@ -184,10 +185,8 @@ class MotionGPT(nn.Module):
         valid = torch.gather(text_mask, 1, order)
         features = torch.gather(text_features, 1, order[..., None].expand_as(text_features))
         prefix = self.text_proj(features)
-        if self.sentence_proj is not None:  # mean over real tokens, as sentence-transformers pools
-            weights = text_mask.to(text_features.dtype)[..., None]
-            pooled = (text_features * weights).sum(1) / weights.sum(1)
-            sentence = self.sentence_proj(F.normalize(pooled.float(), dim=-1).to(text_features.dtype))
+        if self.sentence_proj is not None:
+            sentence = self.sentence_proj(sentence_embedding(text_features, text_mask).to(text_features.dtype))
             prefix = torch.cat([prefix, sentence[:, None].to(prefix.dtype)], dim=1)
             valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
         if drop_text is not None and self.null_prefix is None and drop_text.any():

@@ -37,6 +37,14 @@ def resolve_text_encoder_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def sentence_embedding(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Unit-length sentence embeddings (B, dim) float32: the mean of the real tokens' features (B, L, dim),
+    as sentence-transformers pools MiniLM."""
+    weights = mask.to(torch.float32)[..., None]
+    pooled = (features.float() * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 @dataclass
 class TextEncoderOutput:
     features: torch.Tensor  # (B, L, dim), float32

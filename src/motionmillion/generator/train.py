@@ -274,13 +274,13 @@ def train(
                          (done - start_step) / (time.time() - started))  # fmt: skip
         bar.update(1)
         if val_data is not None and train_config.val_every and done % train_config.val_every == 0:
-            value = _validate(model, accelerator, val_data, cache, train_config, writer, done, train_config.val_batches)
+            value = _validate(model, accelerator, val_data, cache, train_config, writer, done)
             _keep_if_best(model, accelerator, model_config, out, done, value, fsdp)
         if done % train_config.save_every == 0 or done == end_step:
             _save_checkpoint(accelerator, model, optimizer, out, done, train_config.keep_checkpoints, fsdp)
     bar.close()
     if end_step == train_config.steps and val_data is not None:
-        _validate(model, accelerator, val_data, cache, train_config, writer, end_step, train_config.val_batches)
+        _validate(model, accelerator, val_data, cache, train_config, writer, end_step)
     if on_finish is not None:
         on_finish(model, accelerator)
     state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
@@ -294,12 +294,12 @@ def train(
 
 
 @torch.no_grad()
-def _validate(model, accelerator, val_data, cache, train_config, writer, step: int, batches: int = 4) -> float:
-    """Mean next-token loss over a fixed set of val batches (same on every rank, no augmentation)."""
+def _validate(model, accelerator, val_data, cache, train_config, writer, step: int) -> float:
+    """Mean next-token loss over ``val_batches`` fixed val batches (same on every rank, no augmentation)."""
     model.eval()
     device = accelerator.device
     losses = []
-    for i in range(min(batches, math.ceil(len(val_data) / train_config.batch_size))):
+    for i in range(min(train_config.val_batches, math.ceil(len(val_data) / train_config.batch_size))):
         batch = val_data.make_batch(cache, 0, i, 0, 1, train_config.batch_size, 0.0, 0.0, augment=False)
         with accelerator.autocast():
             logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device))

@@ -134,9 +134,8 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
 def clip_strata(data_root: Path, names: list[str]) -> dict[str, str]:
     """{name: stratum} from the dataset's import records (content/style for labelled sources), used by
     the generator's stratum-balanced sampling; empty for datasets without import records."""
-    from motionmillion.data.importers import META_DIR, dataset_clip_table
+    from motionmillion.data.importers import load_records
 
-    if not (Path(data_root) / META_DIR).is_dir():
-        return {}
     wanted = set(names)
-    return {row["name"]: row["stratum"] for row in dataset_clip_table(data_root) if row["name"] in wanted}
+    return {clip[key]: record["stratum"] for record in load_records(data_root) for clip in record["clips"]
+            for key in ("name", "mirror") if clip[key] in wanted}  # fmt: skip
