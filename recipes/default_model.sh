@@ -64,7 +64,7 @@ stage "6/8 evaluator (small preset)"
 stage "7/8 assemble the pipeline folder (weights only: no caches, no optimizer state)"
 rm -rf "$WORK/evaluator_export" && mkdir -p "$WORK/evaluator_export"
 cp -r "$WORK/evaluator/config.json" "$WORK/evaluator/model.safetensors" "$WORK/evaluator/normalization" "$WORK/evaluator_export/"
-$MM generator export-pipeline --tokenizer "$TOKENIZER" --run "$WORK/generator/generator_best" \
+$MM export-pipeline --tokenizer "$TOKENIZER" --run "$WORK/generator/generator_best" \
   --normalization "$WORK/dataset" --evaluator "$WORK/evaluator_export" --out "$WORK/pipeline"
 
 stage "8/8 measure: tokenizer MPJPE, generator metrics (5 repeats), paraphrase content retrieval"

@@ -79,7 +79,7 @@ class MotionPipeline:
             if path is None:
                 raise PipelineError(
                     f"the bundled default model is not installed at {folder}; {REINSTALL_HINT}, or pass --model "
-                    "PATH to a pipeline folder (build one with `motionmillion generator export-pipeline`)"
+                    "PATH to a pipeline folder (build one with `motionmillion export-pipeline`)"
                 )
             raise PipelineError(f"{folder}: no such pipeline folder")
         required = ["tokenizer/config.json", "tokenizer/model.safetensors", "generator/config.json",

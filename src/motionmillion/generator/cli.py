@@ -44,7 +44,6 @@ def train_command(
     typer.echo(f"generator written to {result}")
 
 
-@app.command("export-pipeline")
 def export_pipeline_command(
     tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (a tokenizer RUN: config.json + model.safetensors).")],
     run: Annotated[Path, typer.Option(help="Generator RUN folder (or its generator/ folder).")],
