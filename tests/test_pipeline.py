@@ -7,7 +7,6 @@ import torch
 
 from motionmillion.generator.config import GeneratorConfig
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.train import save_generator
 from motionmillion.pipeline import MotionPipeline, PipelineError, PromptError
 
 from generator.helpers import make_pipeline_folder  # tests/ is on sys.path (rootdir conftest)
@@ -82,7 +81,7 @@ def test_missing_damaged_and_mismatched_folders(pipeline_folder, tmp_path):
     mismatched = tmp_path / "mismatched"
     shutil.copytree(pipeline_folder, mismatched)
     config = GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32, codebook_size=99, text_dim=384)
-    save_generator(mismatched / "generator", config, MotionGPT(config).state_dict())
+    MotionGPT(config).save_pretrained(mismatched / "generator")
     with pytest.raises(PipelineError, match="do not belong together"):
         MotionPipeline.from_pretrained(mismatched, device="cpu")
 

@@ -71,8 +71,8 @@ class MotionPipeline:
         """Load a pipeline folder; ``None`` = the bundled default model."""
         import torch
 
-        from motionmillion.generator.text_encoders import TextEncoder
-        from motionmillion.generator.train import load_generator
+        from motionmillion.generator.model import MotionGPT
+        from motionmillion.text import TextEncoder
 
         folder = Path(path) if path is not None else default_model_path()
         if not folder.is_dir():
@@ -96,7 +96,7 @@ class MotionPipeline:
         except (ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
             raise PipelineError(f"{folder / 'tokenizer'}: cannot load the tokenizer ({err}); {REINSTALL_HINT}") from err
         try:
-            generator = load_generator(folder / "generator", device=device)
+            generator = MotionGPT.from_pretrained(folder / "generator", device=device)
         except (ValueError, OSError, RuntimeError, TypeError) as err:
             raise PipelineError(f"{folder / 'generator'}: cannot load the generator ({err}); {REINSTALL_HINT}") from err
         try:
@@ -119,12 +119,11 @@ class MotionPipeline:
         return cls(tokenizer, generator, text_encoder, normalizer, folder=folder)
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        from motionmillion.generator.train import save_generator
         from motionmillion.utils.io import atomic_write_json
 
         folder = Path(folder)
         self.tokenizer.save_pretrained(folder / "tokenizer")
-        save_generator(folder / "generator", self.generator.config, self.generator.state_dict())
+        self.generator.save_pretrained(folder / "generator")
         self.normalizer.save(folder / "normalization")
         atomic_write_json(
             folder / "text_encoder.json",
@@ -300,7 +299,7 @@ def build_pipeline_folder(
     text = run_info.get("text_encoder", {})
     text_name = text_encoder or text.get("name_or_path")
     if text_name is None:
-        from motionmillion.generator.text_encoders import DEFAULT_TEXT_ENCODER
+        from motionmillion.text import DEFAULT_TEXT_ENCODER
 
         text_name = DEFAULT_TEXT_ENCODER
     max_length = text_max_length or int(text.get("max_length", 150))

@@ -5,6 +5,8 @@ import shutil
 
 import numpy as np
 import pytest
+
+from motionmillion.utils.model_folder import CheckpointError
 import torch
 
 from motionmillion.evaluation.evaluator import Evaluator, EvaluatorConfig, EvaluatorModel, pad_motions
@@ -69,7 +71,7 @@ def test_train_save_load_resume(tmp_path, synthetic_splits, identity_normalizer,
 
 
 def test_damaged_weights_and_missing_folder(tmp_path, tiny_evaluator):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(CheckpointError, match="config.json: missing"):
         Evaluator.from_pretrained(tmp_path / "nothing")
     run = tmp_path / "run"
     shutil.copytree(tiny_evaluator[0], run)

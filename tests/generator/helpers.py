@@ -39,8 +39,8 @@ def make_encoded(folder: Path, items: int = 24, codebook_size: int = 16, frames_
 
 def fake_text_cache(folder: Path, captions: list[str], dim: int = 24, seed: int = 0) -> Path:
     """A text-feature cache with random features (tests that do not need the real encoder)."""
-    from motionmillion.generator.data import CACHE_FEATURES, CACHE_INDEX, CACHE_META, TextFeatureCache
-    from motionmillion.generator.text_encoders import DEFAULT_TEXT_ENCODER
+    from motionmillion.text import CACHE_FEATURES, CACHE_INDEX, CACHE_META, TextFeatureCache
+    from motionmillion.text.encoders import DEFAULT_TEXT_ENCODER
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +76,6 @@ def make_pipeline_folder(root: Path) -> Path:
 
     from motionmillion.generator.config import GeneratorConfig
     from motionmillion.generator.model import MotionGPT
-    from motionmillion.generator.train import save_generator
     from motionmillion.motion import Normalizer
     from motionmillion.pipeline import build_pipeline_folder
     from motionmillion.tokenizer.config import TokenizerConfig
@@ -88,7 +87,7 @@ def make_pipeline_folder(root: Path) -> Path:
     config = GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32, codebook_size=tokenizer.codebook_size,
                              text_dim=384)  # fmt: skip
     run = root / "gen_run"
-    save_generator(run / "generator", config, MotionGPT(config).state_dict())
+    MotionGPT(config).save_pretrained(run / "generator")
     (run / "run.json").write_text(json.dumps({"text_encoder": {"name_or_path": "bundled:all-MiniLM-L6-v2", "max_length": 64}}))
     rng = np.random.default_rng(0)
     Normalizer(rng.normal(size=272) * 0.1, np.full(272, 0.5)).save(root / "tok_run" / "normalization")

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from motionmillion.generator.config import GeneratorConfig, TrainConfig, apply_overrides, generator_preset
 from motionmillion.generator.data import TokenDataset, open_encoded
-from motionmillion.generator.train import learning_rate, load_generator, train
+from motionmillion.generator.model import MotionGPT
+from motionmillion.generator.train import learning_rate, train
 
 from . import helpers
 
@@ -49,7 +50,7 @@ def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     assert "resumed from" in (resumed / "train.log").read_text()
     losses = losses_in_log(straight)
     assert losses[-1] < losses[0]
-    model = load_generator(straight / "generator")
+    model = MotionGPT.from_pretrained(straight / "generator")
     assert model.config.codebook_size == 16 and model.config.text_dim == 24
     run_info = json.loads((straight / "run.json").read_text())
     assert run_info["frames_per_token"] == 2 and run_info["text_encoder"]["max_length"] == 150
@@ -62,7 +63,7 @@ def test_val_every_keeps_the_lowest_val_loss_weights(tmp_path):
     best = json.loads((run / "generator_best" / "val.json").read_text())
     logged = {int(k): float(v) for k, v in re.findall(r"step (\d+) val loss ([0-9.]+)", (run / "train.log").read_text())}
     assert best["step"] in (2, 4, 6, 8) and best["val_loss"] == pytest.approx(min(logged.values()), abs=1e-4)
-    assert load_generator(run / "generator_best").config.codebook_size == 16
+    assert MotionGPT.from_pretrained(run / "generator_best").config.codebook_size == 16
 
 
 def test_stratum_alpha_tempers_how_often_rare_strata_are_drawn(tmp_path, caplog):
@@ -92,7 +93,7 @@ def test_batches_are_deterministic_augmented_and_padded(tmp_path):
     encoded = open_encoded(helpers.make_encoded(tmp_path / "enc"))
     data = TokenDataset(encoded, "train", max_motion_tokens=10)
     cache_dir = helpers.fake_text_cache(tmp_path / "cache", helpers.all_captions())
-    from motionmillion.generator.data import TextFeatureCache
+    from motionmillion.text import TextFeatureCache
 
     cache = TextFeatureCache(cache_dir)
     a = data.make_batch(cache, 1, 5, 0, 2, 8, 1 / 3, 0.5)

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from motionmillion.tokenizer.config import get_preset
-from motionmillion.tokenizer.model import CheckpointError, MotionTokenizer
+from motionmillion.tokenizer.model import MotionTokenizer
+from motionmillion.utils.model_folder import CheckpointError
 from motionmillion.tokenizer.paper_checkpoint import load_paper_checkpoint
 
 

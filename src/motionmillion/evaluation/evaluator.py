@@ -13,8 +13,6 @@ SHA-256 of the weights), ``model.safetensors`` and ``normalization/{mean,std}.np
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,11 +24,18 @@ from torch import nn
 
 from motionmillion.motion.normalization import Normalizer
 from motionmillion.motion.representation import FEATURE_DIM, InvalidMotionError
+from motionmillion.utils.model_folder import (
+    WEIGHTS_NAME,
+    file_sha256,
+    load_weights,
+    read_config,
+    save_model_folder,
+    verify_checksum,
+)
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+MODEL_TYPE = "motionmillion-evaluator"
 NORMALIZATION_DIR = "normalization"
 
 
@@ -143,35 +148,6 @@ def pad_motions(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(batch), torch.from_numpy(mask)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_evaluator(
-    folder: str | Path, model: EvaluatorModel, normalizer: Normalizer, extra: dict | None = None
-) -> str:
-    """Write config.json, model.safetensors and normalization/; returns the weights' SHA-256."""
-    from safetensors.torch import save_file
-
-    from motionmillion.utils.io import atomic_path, atomic_write_json
-
-    folder = Path(folder)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    checksum = file_sha256(folder / WEIGHTS_NAME)
-    normalizer.save(folder / NORMALIZATION_DIR)
-    atomic_write_json(
-        folder / CONFIG_NAME,
-        {"model_type": "motionmillion-evaluator", **asdict(model.config), "weights_sha256": checksum, **(extra or {})},
-    )
-    return checksum
-
-
 class Evaluator:
     """Text and motion embeddings for metrics (contract 7). Inference only, CPU by default.
 
@@ -193,7 +169,7 @@ class Evaluator:
     @property
     def text_encoder(self):
         if self._text_encoder is None:
-            from motionmillion.generator.text_encoders import TextEncoder
+            from motionmillion.text.encoders import TextEncoder
 
             self._text_encoder = TextEncoder(self.config.text_encoder, max_length=self.config.text_max_length)
         return self._text_encoder
@@ -202,31 +178,27 @@ class Evaluator:
     def dim(self) -> int:
         return self.config.latent_dim
 
+    def save_pretrained(self, folder: str | Path, extra: dict | None = None) -> str:
+        """Write config.json (+ ``extra`` such as training figures), model.safetensors and normalization/;
+        returns the weights' SHA-256 (reports cite it)."""
+        folder = Path(folder)
+        self.normalizer.save(folder / NORMALIZATION_DIR)
+        self.checksum = save_model_folder(folder, MODEL_TYPE, {**asdict(self.config), **(extra or {})},
+                                          self.model.state_dict())  # fmt: skip
+        return self.checksum
+
     @classmethod
     def from_pretrained(cls, folder: str | Path, verify: bool = True) -> Evaluator:
-        from safetensors.torch import load_file
-
         folder = Path(folder)
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for path in (config_path, weights_path, folder / NORMALIZATION_DIR / "mean.npy"):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: missing; an evaluator folder needs {CONFIG_NAME}, {WEIGHTS_NAME} and "
-                    f"{NORMALIZATION_DIR}/mean.npy,std.npy (train one with `motionmillion evaluator train`)"
-                )
-        try:
-            data = json.loads(config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_path}: not valid JSON ({err})") from err
-        checksum = file_sha256(weights_path)
-        expected = data.get("weights_sha256")
-        if verify and expected and expected != checksum:
-            raise ValueError(f"{weights_path}: SHA-256 {checksum[:12]}... does not match config.json ({expected[:12]}...); the file is damaged or was replaced")
+        data = read_config(folder, "evaluator")
+        if not (folder / NORMALIZATION_DIR / "mean.npy").is_file():
+            raise FileNotFoundError(
+                f"{folder / NORMALIZATION_DIR / 'mean.npy'}: missing; an evaluator folder needs config.json, "
+                f"model.safetensors and {NORMALIZATION_DIR}/mean.npy,std.npy (train one with `motionmillion evaluator train`)"
+            )
+        checksum = verify_checksum(folder) if verify else file_sha256(folder / WEIGHTS_NAME)
         model = EvaluatorModel(EvaluatorConfig.from_dict(data))
-        try:
-            model.load_state_dict(load_file(str(weights_path)))
-        except Exception as err:  # safetensors header errors, missing/unexpected keys
-            raise ValueError(f"{weights_path}: cannot load evaluator weights ({err})") from err
+        load_weights(folder, model)
         return cls(model, Normalizer.load(folder / NORMALIZATION_DIR), checksum=checksum, folder=folder)
 
     @torch.no_grad()

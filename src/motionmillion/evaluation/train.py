@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from motionmillion.evaluation.evaluator import (
     PRESETS,
     EvaluatorConfig,
+    Evaluator,
     EvaluatorModel,
     crop_to_max,
     pad_motions,
-    save_evaluator,
 )
 from motionmillion.evaluation import metrics
-from motionmillion.generator.data import TextFeatureCache
+from motionmillion.text import TextFeatureCache
 from motionmillion.motion.normalization import Normalizer
 
 log = logging.getLogger(__name__)
@@ -355,6 +355,6 @@ def finalize(run_dir: Path, model: EvaluatorModel, splits: dict[str, ClipSet], c
                           "elapsed_s": round(state["elapsed_s"], 1), "history": state["history"]}
     extra = {"training": {"dataset": str(dataset_root), "train_config": asdict(config),
                           "best_epoch": state["best_epoch"], "test": report["test"]}}
-    report["weights_sha256"] = save_evaluator(run_dir, model, normalizer, extra=extra)
+    report["weights_sha256"] = Evaluator(model, normalizer).save_pretrained(run_dir, extra=extra)
     atomic_write_json(run_dir / "metrics.json", report)
     return report

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from motionmillion.generator.text_encoders import DEFAULT_TEXT_ENCODER
+from motionmillion.text.encoders import DEFAULT_TEXT_ENCODER
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from motionmillion.generator.config import GeneratorConfig
-from motionmillion.generator.text_encoders import sentence_embedding
+from motionmillion.text.encoders import sentence_embedding
+from motionmillion.utils.model_folder import CONFIG_NAME, load_weights, read_config, save_model_folder
+
+MODEL_TYPE = "motionmillion-generator"
 
 
 class RMSNorm(nn.Module):
@@ -150,6 +154,24 @@ class MotionGPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
+
+    # ---------------------------------------------------------------- folders: config.json + model.safetensors
+    def save_pretrained(self, folder: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write the folder; ``state_dict`` for weights gathered elsewhere (e.g. from FSDP shards)."""
+        save_model_folder(folder, MODEL_TYPE, self.config.to_dict(), state_dict if state_dict is not None else self.state_dict())
+        return Path(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> MotionGPT:
+        """Load a generator folder; missing, corrupt or mismatched files raise ValueError naming the file."""
+        folder = Path(folder)
+        try:
+            config = GeneratorConfig.from_dict(read_config(folder, "generator"))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{folder / CONFIG_NAME}: {err}") from err
+        model = cls(config)
+        load_weights(folder, model)
+        return model.to(device).eval()
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         total = sum(p.numel() for p in self.parameters())

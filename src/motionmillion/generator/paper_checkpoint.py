@@ -119,8 +119,4 @@ def load_paper_checkpoint(path: str | Path, n_head: int | None = None, dtype: to
 
 def convert_paper_checkpoint(path: str | Path, out: str | Path, n_head: int | None = None) -> Path:
     """Write a generator folder (config.json + model.safetensors) from a released checkpoint."""
-    from motionmillion.generator.train import save_generator
-
-    model = load_paper_checkpoint(path, n_head)
-    save_generator(out, model.config, model.state_dict())
-    return Path(out)
+    return load_paper_checkpoint(path, n_head).save_pretrained(out)

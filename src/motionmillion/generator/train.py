@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from motionmillion.generator.config import GeneratorConfig, TrainConfig, default_mixed_precision
-from motionmillion.generator.data import TextFeatureCache, TokenDataset, open_encoded
+from motionmillion.generator.data import TokenDataset, open_encoded
+from motionmillion.text import TextFeatureCache
 from motionmillion.generator.model import MotionGPT
 
 log = logging.getLogger("motionmillion.generator.train")
@@ -46,51 +47,6 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
-
-
-def save_generator(folder: str | Path, config: GeneratorConfig, state_dict: dict[str, torch.Tensor]) -> None:
-    """Write ``config.json`` + ``model.safetensors`` (fp32 copies, contiguous)."""
-    from safetensors.torch import save_file
-
-    from motionmillion.utils.io import atomic_path
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-    config.save(folder / "config.json")
-
-
-def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> MotionGPT:
-    """Load a generator folder; missing, corrupt or mismatched files raise ValueError naming the file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    config = GeneratorConfig.load(folder / "config.json")
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: generator weights are missing")
-    try:
-        state = load_file(str(weights), device=str(device))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{weights}: damaged safetensors file ({err})") from err
-    with torch.device("meta"):
-        model = MotionGPT(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        missing = sorted(set(expected) - set(found))[:5]
-        unexpected = sorted(set(found) - set(expected))[:5]
-        shapes = [k for k in expected if k in found and expected[k] != found[k]][:5]
-        raise ValueError(
-            f"{weights}: does not match {folder / 'config.json'} (missing {missing}, unexpected {unexpected}, "
-            f"wrong shape {shapes})"
-        )
-    model = MotionGPT(config)
-    model.load_state_dict(state)
-    return model.to(device).eval()
 
 
 def _setup_logging(out: Path, is_main: bool) -> None:
@@ -285,7 +241,7 @@ def train(
         on_finish(model, accelerator)
     state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
     if is_main:
-        save_generator(out / "generator", model_config, state_dict)
+        accelerator.unwrap_model(model).save_pretrained(out / "generator", state_dict)
         writer.close()
         log.info("saved %s after step %d", out / "generator", end_step)
     accelerator.wait_for_everyone()
@@ -325,7 +281,7 @@ def _keep_if_best(model, accelerator, model_config, out: Path, step: int, val_lo
         return
     state_dict = full_model_state_dict(model) if fsdp else accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        save_generator(out / "generator_best", model_config, state_dict)
+        accelerator.unwrap_model(model).save_pretrained(out / "generator_best", state_dict)
         atomic_write_json(best_file, {"val_loss": val_loss, "step": step})
         log.info("step %d: new best val loss %.4f -> %s", step, val_loss, out / "generator_best")
     accelerator.wait_for_everyone()

@@ -139,6 +139,11 @@ def tokenizer_config_from_json(path: str | Path) -> TokenizerConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: cannot read tokenizer config: {error}") from error
+    return tokenizer_config_from_dict(data, path)
+
+
+def tokenizer_config_from_dict(data: dict, path: str | Path) -> TokenizerConfig:
+    """A TokenizerConfig from a saved dict (``path`` only names the file in errors)."""
     data = dict(data.get("model", data))
     derived = {key: data.pop(key) for key in ("model_type", "codebook_size", "frames_per_token") if key in data}
     try:

@@ -18,25 +18,9 @@ from torch import nn
 from motionmillion.tokenizer.config import TokenizerConfig
 from motionmillion.tokenizer.fsq import FSQ
 from motionmillion.tokenizer.patcher import Patcher
+from motionmillion.utils.model_folder import CONFIG_NAME, load_weights, read_config, save_model_folder
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 MODEL_TYPE = "motionmillion-fsq-tokenizer"
-
-
-def check_state_dict(model: nn.Module, state: dict, problem: str) -> None:
-    """Raise CheckpointError(``problem`` + details) unless ``state`` has exactly the model's keys and shapes."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]  # fmt: skip
-    if missing or unexpected or wrong:
-        raise CheckpointError(f"{problem}: missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
-
-
-class CheckpointError(ValueError):
-    """A tokenizer folder whose files are missing, corrupt, truncated or do not match the config."""
 
 
 class CausalConv1d(nn.Conv1d):
@@ -192,29 +176,18 @@ class MotionTokenizer(nn.Module):
     # --- folders: config.json + model.safetensors ------------------------------------------------
 
     def save_pretrained(self, folder: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        from safetensors.torch import save_file
-
-        from motionmillion.utils.io import atomic_path, atomic_write_json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = state_dict if state_dict is not None else self.state_dict()
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-        with atomic_path(folder / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
-        atomic_write_json(folder / CONFIG_NAME, config_to_json(self.config))
+        config = config_to_json(self.config)
+        config.pop("model_type")
+        save_model_folder(folder, MODEL_TYPE, config, state_dict if state_dict is not None else self.state_dict())
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> MotionTokenizer:
-        from motionmillion.tokenizer.config import tokenizer_config_from_json
+        from motionmillion.tokenizer.config import tokenizer_config_from_dict
 
         folder = Path(folder)
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise CheckpointError(f"{path}: missing (a tokenizer folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-        model = cls(tokenizer_config_from_json(config_path))
-        model.load_state_dict(load_weights(weights_path, model), strict=True)
+        config = tokenizer_config_from_dict(read_config(folder, "tokenizer"), folder / CONFIG_NAME)
+        model = cls(config)
+        load_weights(folder, model)
         return model.to(map_location).eval()
 
 
@@ -225,20 +198,3 @@ def config_to_json(config: TokenizerConfig) -> dict:
         "codebook_size": config.codebook_size,  # informational, derived from levels
         "frames_per_token": config.frames_per_token,
     }
-
-
-def load_weights(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Read a safetensors file and check it against ``model``'s keys and shapes, naming the file on error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({error})") from error
-    check_state_dict(model, state, f"{path}: weights do not match the config")
-    for key, value in state.items():
-        if not torch.isfinite(value).all():
-            raise CheckpointError(f"{path}: tensor {key} holds NaN/infinite values")
-    return state

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from motionmillion.tokenizer.config import TokenizerConfig, get_preset
-from motionmillion.tokenizer.model import CheckpointError, MotionTokenizer, check_state_dict
+from motionmillion.tokenizer.model import MotionTokenizer
+from motionmillion.utils.model_folder import CheckpointError, check_state_dict
 
 PATCHER_BUFFERS = ("wavelets", "_arange")
 
