@@ -3,7 +3,8 @@
 All functions take world joints ``(T, 22, 3)`` in metres, Y up, with the floor at ``floor_height``
 (``decode_joints`` of a canonicalised motion puts the floor at y = 0), and the frame rate.
 
-- ``foot_contacts``: which foot joints (left ankle, left toe, right ankle, right toe) touch the floor.
+- ``foot_contacts``: which foot joints (left ankle, left toe, right ankle, right toe) touch the floor
+  (``motionmillion.motion.contact.contact_transitions``, shared with the clean-up).
 - ``foot_skating``: mean horizontal speed (m/s) of foot joints while in contact. A planted foot
   should not move, so real mocap scores a few cm/s; sliding generators score much more.
 - ``skating_ratio``: fraction of frames in which some foot in contact slides faster than
@@ -20,55 +21,24 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from motionmillion.motion.skeleton import FOOT_JOINTS, NUM_JOINTS
+from motionmillion.motion.contact import (
+    DEFAULT_CONTACT_HEIGHTS,
+    DEFAULT_CONTACT_MAX_SPEED,
+    check_joints,
+    foot_speeds,
+)
+from motionmillion.motion.contact import contact_transitions as foot_contacts
+from motionmillion.motion.skeleton import FOOT_JOINTS
 
-# Contact height per foot joint (ankle, toe, ankle, toe order as FOOT_JOINTS). Measured on Bandai
-# walks (floor = lowest joint of the clip): a flat foot has the ankle at 7.5-8 cm and the toe joint at
-# 0-1 cm, so 9 cm / 3 cm catch stance phases but not the swinging foot.
-DEFAULT_CONTACT_HEIGHTS = (0.09, 0.03, 0.09, 0.03)
-# A foot joint moving faster than this is swinging, not planted, even if it is close to the floor.
-DEFAULT_CONTACT_MAX_SPEED = 1.0  # m/s
 DEFAULT_SLIDE_SPEED = 0.5  # m/s, "sliding" for skating_ratio (GMD: 2.5 cm per frame at 20 fps)
 DEFAULT_FLOAT_TOLERANCE = 0.05  # m
 
 
 def _check_joints(joints: np.ndarray, fps: float) -> np.ndarray:
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"physical metrics need joints of shape (T, {NUM_JOINTS}, 3), got {joints.shape}")
-    if not np.isfinite(joints).all():
-        raise ValueError("physical metrics: joints contain NaN or infinite values")
+    joints = check_joints(joints, "physical metrics: joints")
     if not fps > 0:
         raise ValueError(f"physical metrics: fps must be positive, got {fps}")
     return joints
-
-
-def foot_speeds(joints: np.ndarray, fps: float) -> np.ndarray:
-    """Horizontal (x, z) speed in m/s of the 4 foot joints between consecutive frames, shape (T-1, 4)."""
-    joints = _check_joints(joints, fps)
-    feet = joints[:, list(FOOT_JOINTS)][..., [0, 2]]
-    return np.linalg.norm(np.diff(feet, axis=0), axis=-1) * fps
-
-
-def foot_contacts(
-    joints: np.ndarray,
-    fps: float,
-    contact_heights: tuple[float, ...] = DEFAULT_CONTACT_HEIGHTS,
-    contact_max_speed: float | None = DEFAULT_CONTACT_MAX_SPEED,
-    floor_height: float = 0.0,
-) -> np.ndarray:
-    """Contact flags (T-1, 4) for the transitions t -> t+1 of (l_ankle, l_toe, r_ankle, r_toe).
-
-    A foot joint is in contact when it is below its contact height at both frames t and t+1 and,
-    if ``contact_max_speed`` is not None, moves horizontally slower than that speed.
-    """
-    joints = _check_joints(joints, fps)
-    heights = joints[:, list(FOOT_JOINTS), 1] - floor_height
-    low = heights < np.asarray(contact_heights)[None]
-    contact = low[:-1] & low[1:]
-    if contact_max_speed is not None:
-        contact &= foot_speeds(joints, fps) < contact_max_speed
-    return contact
 
 
 def foot_skating(

@@ -7,7 +7,7 @@
     foot_contacts(joints, fps) / contact_metrics(...)     contact detection on its own
 """
 
-from motionmillion.postprocess.contact import (
+from motionmillion.motion.contact import (
     CONTACT_JOINTS,
     CONTACT_NAMES,
     ContactConfig,

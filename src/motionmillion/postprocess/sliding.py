@@ -32,7 +32,7 @@ from motionmillion.motion import (
 from motionmillion.motion.representation import POSITIONS
 from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import FPS, NUM_JOINTS
-from motionmillion.postprocess.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
+from motionmillion.motion.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
 from motionmillion.postprocess.ik import LEFT_LEG, RIGHT_LEG, globals_to_locals, solve_leg
 
 # Fewer frames than this carry no usable contact information (velocities need neighbours).
