@@ -11,7 +11,7 @@ from motionmillion.motion.kinematics import (
     local_to_global,
     rotations_from_positions,
 )
-from motionmillion.motion.motion import Motion
+from motionmillion.motion.motion import Motion, MotionFileError
 from motionmillion.motion.normalization import Normalizer, compute_mean_std
 from motionmillion.motion.representation import (
     FEATURE_DIM,
@@ -27,7 +27,7 @@ from motionmillion.motion.skeleton import FPS, JOINT_NAMES, KINEMATIC_CHAINS, NU
 
 __all__ = [
     "FEATURE_DIM", "FPS", "JOINT_NAMES", "KINEMATIC_CHAINS", "NUM_JOINTS", "PARENTS",
-    "InvalidMotionError", "Motion", "Normalizer",
+    "InvalidMotionError", "Motion", "MotionFileError", "Normalizer",
     "align_rotations_to_positions", "canonicalize", "compute_mean_std", "decode_joints", "decode_rotations", "encode_272",
     "fit_offsets", "forward_kinematics", "global_to_local", "local_to_global", "mirror_272",
     "rotations_from_positions", "validate_features",

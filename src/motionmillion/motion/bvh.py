@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from motionmillion.motion.consistency import log_disagreement
 from motionmillion.motion.kinematics import fit_offsets, rotations_from_positions
 from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
 from motionmillion.motion.rigs import RIGS, RigMapping, detect_rig, resolve_rig
 from motionmillion.motion.rotations import euler_to_matrix, matrix_to_euler
-from motionmillion.motion.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, children
+from motionmillion.motion.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, PARENTS, children
 
 _POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 _ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -511,41 +512,82 @@ def write_bvh(path: str | Path, features: np.ndarray, fps: float = FPS, unit_sca
     OFFSET 0 0 0 and absolute position channels (the world pelvis position, so the pelvis offset is
     not added twice as in the reference exporter); every joint's rotation is taken from the
     representation (no IK) and written as "Zrotation Yrotation Xrotation". ``unit_scale`` is file
-    units per metre (100 writes centimetres).
+    units per metre (100 writes centimetres). Other rigs: :mod:`motionmillion.export.retarget`.
+    """
+    features = validate_features(features, path)
+    log_disagreement(features, path)
+    rotations, root_positions = decode_rotations(features)
+    offsets = fit_offsets(decode_joints(features), rotations)
+    end_sites = {}
+    for j in range(NUM_JOINTS):
+        if not children(j):  # End Site continues the joint's own bone direction, for viewers
+            direction = offsets[j] / max(np.linalg.norm(offsets[j]), 1e-9)
+            end_sites[j] = direction * _END_SITE_LENGTH.get(JOINT_NAMES[j], 0.05)
+    skeleton = Skeleton(list(JOINT_NAMES), np.array(PARENTS), offsets, end_sites)
+    return write_skeleton_bvh(path, skeleton, rotations, root_positions, fps=fps, unit_scale=unit_scale)
+
+
+@dataclass
+class Skeleton:
+    """A joint tree for writing: names, parents (parent before child), rest offsets and End Sites."""
+
+    names: list[str]
+    parents: np.ndarray  # (J,) int, -1 for the root
+    offsets: np.ndarray  # (J, 3), from the parent in the rest pose; the root's is its rest position
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)  # joint -> End Site offset
+    translated: int = 0  # the joint whose position channels carry the motion's translation
+
+    def children(self, joint: int) -> list[int]:
+        return [j for j, p in enumerate(self.parents) if p == joint]
+
+    def depth_first(self, joint: int = 0) -> list[int]:
+        order = [joint]
+        for child in self.children(joint):
+            order += self.depth_first(child)
+        return order
+
+
+def write_skeleton_bvh(
+    path: str | Path,
+    skeleton: Skeleton,
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    fps: float = FPS,
+    unit_scale: float = 1.0,
+) -> Path:
+    """Write any skeleton's motion as BVH (atomic): local ``rotations`` (T, J, 3, 3), ``translations``
+    (T, 3) of ``skeleton.translated`` in its parent's frame, lengths in metres times ``unit_scale``.
+
+    The file root, and the translated joint if it is another one, get position channels (a static
+    root writes its offset every frame); all rotations are written as "Zrotation Yrotation Xrotation".
     """
     from motionmillion.utils.io import atomic_write_text
 
-    features = validate_features(features, path)
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"{path}: fps must be positive, got {fps}")
-    rotations, root_positions = decode_rotations(features)
-    joints = decode_joints(features)
-    offsets = fit_offsets(joints, rotations) * unit_scale
+    num_frames = len(rotations)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Gimbal lock detected")
-        euler = matrix_to_euler(rotations, WRITE_ROTATION_ORDER)  # (T, 22, 3) degrees
-
+        euler = matrix_to_euler(rotations, WRITE_ROTATION_ORDER)  # (T, J, 3) degrees
     rot_channels = " ".join(f"{axis}rotation" for axis in WRITE_ROTATION_ORDER)
+    positioned = {0, skeleton.translated}
+    offsets = skeleton.offsets * unit_scale
     out = ["HIERARCHY"]
 
     def write_joint(j: int, depth: int) -> None:
         pad = "  " * depth
-        kind = "ROOT" if j == 0 else "JOINT"
-        out.append(f"{pad}{kind} {JOINT_NAMES[j]}")
+        out.append(f"{pad}{'ROOT' if j == 0 else 'JOINT'} {skeleton.names[j]}")
         out.append(f"{pad}{{")
-        offset = np.zeros(3) if j == 0 else offsets[j]
+        offset = np.zeros(3) if j == skeleton.translated else offsets[j]
         out.append(f"{pad}  OFFSET {offset[0]:.6f} {offset[1]:.6f} {offset[2]:.6f}")
-        if j == 0:
+        if j in positioned:
             out.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition {rot_channels}")
         else:
             out.append(f"{pad}  CHANNELS 3 {rot_channels}")
-        kids = children(j)
-        for child in kids:
+        for child in skeleton.children(j):
             write_joint(child, depth + 1)
-        if not kids:
-            # End Site continues the joint's own bone direction, for viewers.
-            direction = offsets[j] / max(np.linalg.norm(offsets[j]), 1e-9)
-            end = direction * _END_SITE_LENGTH.get(JOINT_NAMES[j], 0.05) * unit_scale
+        if j in skeleton.end_sites:
+            end = skeleton.end_sites[j] * unit_scale
             out.append(f"{pad}  End Site")
             out.append(f"{pad}  {{")
             out.append(f"{pad}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}")
@@ -553,25 +595,29 @@ def write_bvh(path: str | Path, features: np.ndarray, fps: float = FPS, unit_sca
         out.append(f"{pad}}}")
 
     write_joint(0, 0)
-    # Channel values in the order the joints appear in the hierarchy (depth first).
-    order = _depth_first(0)
-    values = np.concatenate([root_positions * unit_scale, euler[:, order].reshape(len(features), -1)], axis=1)
+    columns = []
+    for j in skeleton.depth_first():  # channel values in the order joints appear in the hierarchy
+        if j == skeleton.translated:
+            columns.append(translations * unit_scale)
+        elif j in positioned:
+            columns.append(np.broadcast_to(offsets[j], (num_frames, 3)))
+        columns.append(euler[:, j])
+    values = np.concatenate(columns, axis=1)
     out.append("MOTION")
-    out.append(f"Frames: {len(features)}")
+    out.append(f"Frames: {num_frames}")
     out.append(f"Frame Time: {1.0 / fps:.8f}")
     out.extend(" ".join(f"{v:.6f}" for v in row) for row in values)
     atomic_write_text(path, "\n".join(out) + "\n")
     return Path(path)
 
 
-def _depth_first(j: int) -> list[int]:
-    order = [j]
-    for child in children(j):
-        order += _depth_first(child)
-    return order
+def world_transforms(data: BVHData) -> tuple[np.ndarray, np.ndarray]:
+    """World positions (T, J, 3) and orientations (T, J, 3, 3) of every joint, in file units and frames."""
+    rotations, translations = local_transforms(data)
+    return _forward_kinematics(data.parents, rotations, translations)
 
 
 __all__ = [
-    "BVHData", "BVHError", "UNITS", "bvh_to_features", "detect_unit", "load_bvh_joints",
-    "local_transforms", "read_bvh", "resample_local", "write_bvh",
+    "BVHData", "BVHError", "Skeleton", "UNITS", "bvh_to_features", "detect_unit", "load_bvh_joints",
+    "local_transforms", "read_bvh", "resample_local", "world_transforms", "write_bvh", "write_skeleton_bvh",
 ]  # fmt: skip

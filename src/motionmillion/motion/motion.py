@@ -9,8 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.motion.representation import decode_joints, decode_rotations, validate_features
+from motionmillion.motion.representation import InvalidMotionError, decode_joints, decode_rotations, validate_features
 from motionmillion.motion.skeleton import FPS
+
+
+class MotionFileError(InvalidMotionError):
+    """A motion file that cannot be read (missing, wrong suffix or shape, NaN frames); names the file."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,17 +28,62 @@ class Motion:
         object.__setattr__(self, "features", validate_features(self.features, self.text or "Motion"))
 
     @classmethod
-    def load(cls, path: str | Path, fps: float = FPS, text: str = "") -> Motion:
-        """Load a (T, 272) ``.npy`` file."""
-        from motionmillion.motion.representation import InvalidMotionError
+    def load(
+        cls,
+        path: str | Path,
+        fps: float | None = None,
+        text: str = "",
+        rig: str | None = None,
+        source_fps: float | None = None,
+    ) -> Motion:
+        """Read any motion file the project knows; the one reader behind every command.
+
+        - ``.npy`` of shape (T, 272): de-normalised features, at ``fps`` (default 30);
+        - ``.npy`` of shape (T, 22, 3): joint positions in metres, Y up; rotations are recovered from
+          the positions and the motion keeps its world placement;
+        - ``.bvh`` of any known rig (``rig`` names it, default: detect), resampled to 30 fps
+          (``source_fps`` overrides a wrong header).
+
+        Raises a ``ValueError`` subclass whose message starts with the file: :class:`MotionFileError`,
+        :class:`~motionmillion.motion.representation.InvalidMotionError` (shape, NaN frames listed by
+        number) or :class:`~motionmillion.motion.bvh.BVHError`.
+        """
+        from motionmillion.motion.kinematics import rotations_from_positions
+        from motionmillion.motion.representation import FEATURE_DIM, describe_frames, encode_272
+        from motionmillion.motion.skeleton import NUM_JOINTS
 
         path = Path(path)
+        if fps is not None and not (np.isfinite(fps) and fps > 0):
+            raise MotionFileError(f"{path}: fps must be positive, got {fps}")
+        if not path.is_file():
+            raise MotionFileError(f"{path}: no such file")
+        suffix = path.suffix.lower()
+        if suffix == ".bvh":
+            from motionmillion.motion.bvh import bvh_to_features
+
+            # Through the features, so BVH input lands in the same canonical frame as everything else.
+            return cls(bvh_to_features(path, rig=rig, source_fps=source_fps), fps=FPS, text=text)
+        if suffix != ".npy":
+            raise MotionFileError(f"{path}: unsupported motion file (use .npy with (T, 272) or (T, 22, 3), or .bvh)")
         try:
-            features = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
-            raise InvalidMotionError(f"{path}: not a readable .npy file ({err})") from err
-        validate_features(features, path)
-        return cls(features, fps=fps, text=text)
+            raise MotionFileError(f"{path}: not a readable .npy file ({err})") from err
+        fps = FPS if fps is None else float(fps)
+        if array.ndim == 2 and array.shape[1] == FEATURE_DIM:
+            return cls(validate_features(array.astype(np.float64), path), fps=fps, text=text)
+        if array.ndim == 3 and array.shape[1:] == (NUM_JOINTS, 3):
+            if len(array) == 0:
+                raise MotionFileError(f"{path}: the motion has zero frames")
+            bad = ~np.isfinite(array)
+            if bad.any():
+                raise MotionFileError(f"{path}: NaN/infinite joint positions in {describe_frames(np.nonzero(bad)[0])}")
+            joints = array.astype(np.float64)
+            features = encode_272(joints, rotations_from_positions(joints), canonical=False)
+            return cls(features, fps=fps, text=text)
+        raise MotionFileError(
+            f"{path}: expected (T, {FEATURE_DIM}) features or (T, {NUM_JOINTS}, 3) joints, got shape {array.shape}"
+        )
 
     @property
     def num_frames(self) -> int:
@@ -58,11 +107,23 @@ class Motion:
     def root_positions(self) -> np.ndarray:
         return decode_rotations(self.features)[1]
 
-    def to_bvh(self, path: str | Path) -> Path:
+    def to_bvh(self, path: str | Path, rig: str = "smpl") -> Path:
+        """BVH on the motion's own SMPL skeleton (metres), or retargeted onto ``rig`` (``mixamo``,
+        ``bandai``, ``cmu``: :mod:`motionmillion.export.retarget`)."""
+        if rig != "smpl":
+            from motionmillion.export.retarget import write_rig_bvh
+
+            return write_rig_bvh(self, path, rig=rig)
         from motionmillion.motion.bvh import write_bvh
 
         write_bvh(path, self.features, fps=self.fps)
         return Path(path)
+
+    def to_gltf(self, path: str | Path) -> Path:
+        """Binary glTF (.glb): a skinned mannequin playing the motion (:mod:`motionmillion.export.gltf`)."""
+        from motionmillion.export.gltf import write_gltf
+
+        return write_gltf(self, path)
 
     def render(self, path: str | Path, **kwargs) -> Path:
         from motionmillion.render import render_motion
@@ -70,8 +131,11 @@ class Motion:
         render_motion(self.joints, path, fps=self.fps, title=self.text, **kwargs)
         return Path(path)
 
-    def save(self, folder: str | Path, stem: str = "motion", video: bool = True, bvh: bool = True) -> dict[str, Path]:
-        """Write ``<stem>.npy`` (272 features), ``<stem>_joints.npy``, ``<stem>.bvh``, ``<stem>.mp4`` and a JSON."""
+    def save(
+        self, folder: str | Path, stem: str = "motion", video: bool = True, bvh: bool = True, gltf: bool = False
+    ) -> dict[str, Path]:
+        """Write ``<stem>.npy`` (272 features), ``<stem>_joints.npy``, ``<stem>.bvh``, ``<stem>.mp4``, a JSON
+        and, with ``gltf=True``, ``<stem>.glb``."""
         from motionmillion.utils.io import atomic_save_npy, atomic_write_json
 
         folder = Path(folder)
@@ -80,6 +144,8 @@ class Motion:
         atomic_save_npy(written["joints"], self.joints.astype(np.float32))
         if bvh:
             written["bvh"] = self.to_bvh(folder / f"{stem}.bvh")
+        if gltf:
+            written["gltf"] = self.to_gltf(folder / f"{stem}.glb")
         if video:
             written["video"] = self.render(folder / f"{stem}.mp4")
         written["json"] = folder / f"{stem}.json"

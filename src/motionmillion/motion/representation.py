@@ -43,11 +43,15 @@ def validate_features(features: np.ndarray, source: str | Path = "motion") -> np
         raise InvalidMotionError(f"{source}: the motion has zero frames")
     bad = ~np.isfinite(features)
     if bad.any():
-        frames = np.unique(np.nonzero(bad)[0])
-        raise InvalidMotionError(
-            f"{source}: {bad.sum()} NaN/infinite values in {len(frames)} frame(s), first at frame {frames[0]}"
-        )
+        raise InvalidMotionError(f"{source}: {bad.sum()} NaN/infinite values in {describe_frames(np.nonzero(bad)[0])}")
     return features
+
+
+def describe_frames(frame_indices: np.ndarray, limit: int = 8) -> str:
+    """'3 frame(s): 4, 5, 9' naming the (0-based) frames, so a user can find them; long lists end in '...'."""
+    frames = np.unique(frame_indices)
+    shown = ", ".join(str(f) for f in frames[:limit]) + (", ..." if len(frames) > limit else "")
+    return f"{len(frames)} frame(s): {shown}"
 
 
 def canonicalize(joints: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

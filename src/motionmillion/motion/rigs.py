@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from motionmillion.motion.skeleton import JOINT_NAMES
 
@@ -151,8 +152,45 @@ SMPL = RigMapping(
     joints={name: name for name in JOINT_NAMES},
 )
 
-RIGS: dict[str, RigMapping] = {rig.name: rig for rig in (SMPL, BANDAI, CMU_DAZ)}
+# Mixamo's standard humanoid ("mixamorig:" bone names, as on every character downloaded from Mixamo):
+# one joint per SMPL joint. Its template skeleton (assets/rigs/mixamo.bvh) is a T-pose in centimetres.
+MIXAMO = RigMapping(
+    name="mixamo",
+    description="Mixamo characters (mixamorig: bone names, T-pose rest, centimetres, Y up).",
+    joints={
+        "pelvis": "mixamorig:Hips",
+        "spine1": "mixamorig:Spine",
+        "spine2": "mixamorig:Spine1",
+        "spine3": "mixamorig:Spine2",
+        "neck": "mixamorig:Neck",
+        "head": "mixamorig:Head",
+        **_sided(
+            "Left",
+            "Right",
+            {
+                "collar": "mixamorig:{}Shoulder",
+                "shoulder": "mixamorig:{}Arm",
+                "elbow": "mixamorig:{}ForeArm",
+                "wrist": "mixamorig:{}Hand",
+                "hip": "mixamorig:{}UpLeg",
+                "knee": "mixamorig:{}Leg",
+                "ankle": "mixamorig:{}Foot",
+                "foot": "mixamorig:{}ToeBase",
+            },
+        ),
+    },
+)
+
+RIGS: dict[str, RigMapping] = {rig.name: rig for rig in (SMPL, BANDAI, CMU_DAZ, MIXAMO)}
 RIG_ALIASES = {"cmu": "cmu-daz", "cmu-dance": "cmu-daz", "daz": "cmu-daz", "bandai-namco": "bandai"}
+
+
+def rig_template_path(name: str) -> Path | None:
+    """The rig's template skeleton for export (``assets/rigs/<name>.bvh``: its hierarchy, bone names and
+    units, and one frame that poses it in a T-pose facing +Z), or None for ``smpl``, whose skeleton is
+    each motion's own. ``recipes/rig_templates.py`` says where each template comes from."""
+    path = Path(__file__).resolve().parent.parent / "assets" / "rigs" / f"{resolve_rig(name).name}.bvh"
+    return path if path.is_file() else None
 
 
 def resolve_rig(name: str) -> RigMapping:

@@ -32,19 +32,15 @@ def _plan(input_path: Path, out: Path) -> list[tuple[Path, Path]]:
     raise typer.BadParameter(f"{input_path}: no such file or folder", param_hint="IN")
 
 
-def _load(path: Path, bvh_fps: float | None):
+def _load(path: Path, fps: float, bvh_fps: float | None):
+    """(motion, dtype to write it back in): the project's one motion reader, keeping a .npy's precision."""
     import numpy as np
 
-    from motionmillion.motion import validate_features
-    from motionmillion.motion.bvh import bvh_to_features
+    from motionmillion.motion import Motion
 
-    if path.suffix.lower() == ".bvh":
-        return bvh_to_features(path, source_fps=bvh_fps)
-    try:
-        features = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npy file ({err})") from err
-    return validate_features(features, path)
+    motion = Motion.load(path, fps=fps, source_fps=bvh_fps)
+    dtype = np.load(path, mmap_mode="r").dtype if path.suffix.lower() == ".npy" else np.float32
+    return motion, dtype
 
 
 def _save(path: Path, features, fps: float, like_dtype) -> None:
@@ -77,7 +73,6 @@ def postprocess_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from motionmillion.motion.skeleton import FPS
     from motionmillion.postprocess.pipeline import PostprocessConfig, postprocess_features
     from motionmillion.postprocess.sliding import PostprocessWarning, SlidingConfig
     from motionmillion.postprocess.smoothing import SmoothingWindowError
@@ -103,14 +98,13 @@ def postprocess_command(
         task = progress.add_task("files", total=len(plan))
         for source, target in plan:
             try:
-                features = _load(source, bvh_fps)
-                # BVH inputs are resampled to 30 fps on load; .npy inputs are at --fps.
-                motion_fps = FPS if source.suffix.lower() == ".bvh" else fps
+                motion, dtype = _load(source, fps, bvh_fps)  # BVH inputs come resampled to 30 fps
+                features, motion_fps = motion.features, motion.fps
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", PostprocessWarning)
                     cleaned = postprocess_features(np.asarray(features, dtype=np.float64), config, fps=motion_fps, source=str(source))
                 notes.extend(str(w.message) for w in caught if issubclass(w.category, PostprocessWarning))
-                _save(target, cleaned, motion_fps, features.dtype if source.suffix.lower() == ".npy" else np.float32)
+                _save(target, cleaned, motion_fps, dtype)
             except (ValueError, OSError) as err:
                 failed.append((source, str(err)))
             progress.advance(task)
