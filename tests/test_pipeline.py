@@ -53,6 +53,14 @@ def test_pipeline_round_trips_through_save_pretrained(pipe, tmp_path):
         (dict(prompts="walk", seconds=10.5), "seconds must be in"),
         (dict(prompts="walk", num_samples=0), "num_samples"),
         (dict(prompts="walk", top_p=1.5), "top_p"),
+        (dict(prompts="walk", seconds=0.01), "seconds must be in"),
+        (dict(prompts=None), "must be a string or a list"),
+        (dict(prompts=b"walk"), "must be a string or a list"),
+        (dict(prompts=["walk", b"run"]), "prompt 2: the prompt must be a string, got bytes"),
+        (dict(prompts="walk", seconds="abc"), "seconds must be a number or None, got 'abc'"),
+        (dict(prompts="walk", seconds="4"), "seconds must be a number or None, got '4'"),
+        (dict(prompts="walk", seed=2**64), "seed must be in"),
+        (dict(prompts="walk", seed="1"), "seed must be an integer"),
     ],
 )
 def test_bad_input_is_a_clear_error(pipe, kwargs, message):
@@ -61,10 +69,25 @@ def test_bad_input_is_a_clear_error(pipe, kwargs, message):
 
 
 def test_long_and_non_english_prompts_still_generate(pipe, caplog):
-    with caplog.at_level(logging.WARNING):
-        motions = pipe(["walk " * 2000, "一个人向前走"], seconds=0.5, seed=0)
-    assert len(motions) == 2
-    assert "truncated" in caplog.text and "non-English" in caplog.text
+    with caplog.at_level(logging.WARNING), pytest.warns(UserWarning) as warned:
+        motions = pipe(["walk " * 2000, "一个人向前走", "a person dances 💃"], seconds=1, seed=0)
+    assert len(motions) == 3
+    assert "truncated" in caplog.text
+    messages = [str(w.message) for w in warned]
+    assert sum("non-English" in m for m in messages) == 1  # once, not once per check
+    assert sum("emoji" in m for m in messages) == 1
+
+
+def test_generate_yields_in_request_order_with_mixed_options(pipe):
+    from motionmillion.pipeline import GenerationRequest
+
+    requests = [GenerationRequest("walk", seconds=1, seed=1, temperature=0), GenerationRequest("run", seconds=1, seed=2),
+                GenerationRequest("jump", seconds=1, seed=3, temperature=0)]  # fmt: skip
+    motions = list(pipe.generate(requests, batch_size=2))
+    assert [m.text for m in motions] == ["walk", "run", "jump"]
+    assert [m.meta["seed"] for m in motions] == [1, 2, 3]
+    alone = pipe("jump", seconds=1, seed=3, temperature=0)[0]  # a row does not depend on its batch
+    np.testing.assert_allclose(motions[2].features, alone.features, atol=1e-5)
 
 
 def test_missing_damaged_and_mismatched_folders(pipeline_folder, tmp_path):
@@ -92,3 +115,13 @@ def test_missing_default_model_names_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline_module, "default_model_path", lambda: tmp_path / "default_model")
     with pytest.raises(PipelineError, match="bundled default model is not installed.*--model"):
         MotionPipeline.from_pretrained()
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "not a torch device"), ("cuda", "not available on this machine")])
+def test_unusable_device_is_named_before_loading(pipeline_folder, device, message):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(PromptError, match=message):
+        MotionPipeline.from_pretrained(pipeline_folder, device=device)

@@ -15,7 +15,11 @@ Every error becomes one line and an exit code here (:mod:`motionmillion.errors`)
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -67,15 +71,121 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
 ) -> None:
     ctx.obj = {"debug": debug}
+    # SIGTERM unwinds like Ctrl-C (finally blocks remove half-written temp files), exit status 143.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+# ---------------------------------------------------------------- cross-stage commands
+def read_prompt_file(path: Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with '#' are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--prompts {path}: cannot read the prompt file ({err})") from err
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise ValueError(f"--prompts {path}: no prompts in the file")
+    return prompts
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit].strip("_")
+    return slug or "prompt"
+
+
+@app.command("generate")
+def generate_command(
+    prompt: Annotated[Optional[str], typer.Argument(help="The text to animate.")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A file with one prompt per line.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (must be new or empty, or use --overwrite).")] = Path("generated"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the files of an earlier run in --out.")] = False,
+    seconds: Annotated[Optional[float], typer.Option(help="Target duration in seconds (1 to 10); default: the model decides.")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", help="Motions per prompt.")] = 1,
+    seed: Annotated[Optional[int], typer.Option(help="Base seed (sample j of prompt i uses seed + i*N + j); default: random, printed.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Pipeline folder; default: the bundled model.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Motions sampled together.")] = 16,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (1 = off); default: the model's.")] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass.")] = 0.95,
+    fix_feet: Annotated[bool, typer.Option("--fix-feet", help="Remove foot sliding (post-process).")] = False,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 files.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
+) -> None:
+    """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4 and .json."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from motionmillion.errors import Failure
+    from motionmillion.pipeline import MotionPipeline
+    from motionmillion.utils.output_folder import OutputFolder
+
+    # Everything that needs no model is checked before loading it.
+    if (prompt is None) == (prompts is None):
+        raise ValueError("give either a PROMPT or --prompts FILE (not both)")
+    texts = [prompt] if prompt is not None else read_prompt_file(prompts)
+    for option, value in (("--batch-size", batch_size), ("--num-samples", num_samples)):
+        if value < 1:
+            raise ValueError(f"{option} must be >= 1, got {value}")
+    folder = OutputFolder(out, overwrite=overwrite)
+    folder.check()
+    pipe = MotionPipeline.from_pretrained(model, device=device)
+    options = {"guidance": guidance, "temperature": temperature, "top_k": top_k, "top_p": top_p, "fix_feet": fix_feet}
+    requests = pipe.requests(texts, seconds, num_samples, seed, **options)
+    base_seed = requests[0].seed
+
+    started = time.time()
+    failures: list[tuple[int, str, str]] = []
+    written = 0
+    with folder, tqdm(total=len(requests), desc="generate", unit="motion", disable=len(requests) < 2) as bar:
+        for motion in pipe.generate(requests, batch_size=batch_size):
+            index = motion.meta["prompt_index"]
+            stem = f"{index + 1:03d}_{_slug(motion.text)}_s{motion.meta['sample_index']}"
+            try:
+                files = motion.save(out, stem, video=not no_video)
+                folder.add(*files.values())
+                written += 1
+            except (ValueError, OSError, RuntimeError) as err:  # one bad sample must not stop a batch
+                failures.append((index + 1, motion.text, one_line(err)))
+            bar.update(1)
+    typer.echo(f"{written} motion(s) written to {out} in {time.time() - started:.1f} s "
+               f"({len(texts)} prompt(s) x {num_samples} sample(s), seed {base_seed})", err=True)  # fmt: skip
+    if failures:
+        for line, text, error in failures:
+            typer.echo(f"  prompt {line} ({text[:50]!r}): {error}", err=True)
+        raise Failure(f"{len(failures)} of {len(requests)} motion(s) could not be written (listed above)")
+
+
+@app.command("export-pipeline")
+def export_pipeline_command(
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (a tokenizer RUN: config.json + model.safetensors).")],
+    run: Annotated[Path, typer.Option(help="Generator RUN folder (or its generator/ folder).")],
+    out: Annotated[Path, typer.Option(help="Pipeline folder to write.")],
+    normalization: Annotated[Optional[Path], typer.Option(help="mean.npy/std.npy folder or dataset root; default: the tokenizer run's.")] = None,
+    text_encoder: Annotated[Optional[str], typer.Option(help="Text encoder; default: the one the generator was trained with.")] = None,
+    evaluator: Annotated[Optional[Path], typer.Option(help="Optional evaluator folder to include.")] = None,
+) -> None:
+    """Assemble a pipeline folder (tokenizer/, generator/, normalization/, text_encoder.json)."""
+    from motionmillion.pipeline import MotionPipeline, build_pipeline_folder
+
+    folder = build_pipeline_folder(out, tokenizer, run, normalization, text_encoder, evaluator=evaluator)
+    MotionPipeline.from_pretrained(folder, device="cpu")  # fail now, not at the user's first prompt
+    typer.echo(f"pipeline written to {folder}")
 
 
 def _mount() -> None:
     from motionmillion.data.cli import app as data_app
     from motionmillion.evaluation.cli import eval_app, evaluator_app
     from motionmillion.generator.cli import app as generator_app
-    from motionmillion.generator.cli import export_pipeline_command, generate_command
     from motionmillion.postprocess.cli import postprocess_command
-    from motionmillion.render.cli import export_command, render_command
+    from motionmillion.export.cli import export_command
+    from motionmillion.render.cli import render_command
+    from motionmillion.serve.cli import serve_command
     from motionmillion.tokenizer.cli import app as tokenizer_app
     from motionmillion.tokenizer.cli import eval_tokenizer_command
 
@@ -85,11 +195,10 @@ def _mount() -> None:
     app.add_typer(evaluator_app, name="evaluator", help="Train the text-motion evaluator.")
     eval_app.command("tokenizer")(eval_tokenizer_command)
     app.add_typer(eval_app, name="eval", help="Evaluate tokenizers, generators and prompt sets.")
-    app.command("generate")(generate_command)
-    app.command("export-pipeline")(export_pipeline_command)
     app.command("postprocess")(postprocess_command)
     app.command("render")(render_command)
     app.command("export")(export_command)
+    app.command("serve")(serve_command)
 
 
 _mount()

@@ -4,29 +4,41 @@
     generator/            prefix-LM (config.json + model.safetensors)
     normalization/        mean.npy, std.npy of the training data
     text_encoder.json     {"name_or_path": ..., "max_length": ...}
+    skeleton.json         optional: the training data's rigid skeleton that generated motions are posed on
     evaluator/            optional
 
     pipe = MotionPipeline.from_pretrained()            # the bundled default model
     motions = pipe("a person waves the left hand", seconds=4, num_samples=2, seed=0)
     motions[0].save("out", "wave")
+
+    # the batched form that the CLI and the server use: any mix of prompts, seeds and options
+    for motion in pipe.generate([GenerationRequest("a person bows", seconds=3, seed=1), ...]):
+        ...
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import random
 import shutil
-from dataclasses import dataclass
+import unicodedata
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
+from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton, make_consistent, save_skeleton
 
 log = logging.getLogger(__name__)
 
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
+MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
 REINSTALL_HINT = "reinstall with `pip install --force-reinstall motionmillion` or rebuild the folder"
 
 
@@ -44,25 +56,25 @@ def default_model_path() -> Path:
     return Path(str(files("motionmillion"))) / "assets" / "default_model"
 
 
-@dataclass
-class _Row:
-    prompt_index: int
-    sample_index: int
-    prompt: str
-    seed: int
-    min_tokens: int
-    max_tokens: int
-    seconds: float | None
-
-
 class MotionPipeline:
-    def __init__(self, tokenizer, generator, text_encoder, normalizer: Normalizer, folder: Path | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        generator,
+        text_encoder,
+        normalizer: Normalizer,
+        folder: Path | None = None,
+        skeleton: np.ndarray | None = None,
+    ):
         self.tokenizer = tokenizer.eval()
         self.generator = generator.eval()
         self.text_encoder = text_encoder
         self.normalizer = normalizer
         self.folder = folder
         self.fps = FPS
+        # The training data's rigid skeleton: every generated motion is re-derived from its root and
+        # rotations on it (motionmillion.motion.consistency); None = each motion's own best fit.
+        self.skeleton = skeleton
         self._check_consistency()
 
     # ---------------------------------------------------------------- loading / saving
@@ -88,7 +100,7 @@ class MotionPipeline:
         missing = [name for name in required if not (folder / name).is_file()]
         if missing:
             raise PipelineError(f"{folder}: incomplete pipeline folder, missing {', '.join(missing)}; {REINSTALL_HINT}")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = _check_device(device)
         from motionmillion.tokenizer.model import MotionTokenizer
 
         try:
@@ -116,7 +128,13 @@ class MotionPipeline:
             text_encoder = TextEncoder(name, max_length=max_length).to(device)
         except (OSError, ValueError) as err:
             raise PipelineError(f"{text_json}: cannot load text encoder {name!r} ({err})") from err
-        return cls(tokenizer, generator, text_encoder, normalizer, folder=folder)
+        skeleton = None
+        if (folder / SKELETON_FILE).is_file():
+            try:
+                skeleton = load_skeleton(folder / SKELETON_FILE)
+            except ValueError as err:
+                raise PipelineError(f"{err}; {REINSTALL_HINT}") from err
+        return cls(tokenizer, generator, text_encoder, normalizer, folder=folder, skeleton=skeleton)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         from motionmillion.utils.io import atomic_write_json
@@ -125,6 +143,8 @@ class MotionPipeline:
         self.tokenizer.save_pretrained(folder / "tokenizer")
         self.generator.save_pretrained(folder / "generator")
         self.normalizer.save(folder / "normalization")
+        if self.skeleton is not None:
+            save_skeleton(folder / SKELETON_FILE, self.skeleton, source=f"copied from {self.folder}")
         atomic_write_json(
             folder / "text_encoder.json",
             {"name_or_path": self.text_encoder.name, "max_length": self.text_encoder.max_length},
@@ -180,89 +200,217 @@ class MotionPipeline:
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = 0.95,
+        fix_feet: bool = False,
         batch_size: int = 32,
         use_cache: bool = True,
     ) -> list[Motion]:
         """Motions for every prompt, prompt-major: [p0 s0, p0 s1, ..., p1 s0, ...].
 
-        seconds: target duration per prompt (or one for all), in (0, max_seconds]; None = the model ends
-        the motion itself. Sample j of prompt i uses seed ``seed + i * num_samples + j`` (random if None).
-        guidance: classifier-free guidance scale (None = the model's default; 1 = off).
-        temperature 0 = greedy decoding.
+        seconds: target duration per prompt (or one for all), in [MIN_SECONDS, max_seconds]; None = the
+        model ends the motion itself. Sample j of prompt i uses seed ``seed + i * num_samples + j``
+        (random if None). guidance: classifier-free guidance scale (None = the model's default; 1 = off).
+        temperature 0 = greedy decoding. fix_feet: remove foot sliding (post-process).
         """
-        import torch
+        requests = self.requests(prompts, seconds, num_samples, seed, guidance=guidance, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, fix_feet=fix_feet)  # fmt: skip
+        return list(self.generate(requests, batch_size=batch_size, use_cache=use_cache))
 
-        from motionmillion.generator.sample import SamplingOptions, sample_tokens
+    def requests(
+        self,
+        prompts: str | list[str],
+        seconds: float | list[float | None] | None = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        **options,
+    ) -> list[GenerationRequest]:
+        """The checked requests ``__call__`` would run: one per (prompt, sample), seeds assigned.
 
-        rows = self._plan(prompts, seconds, num_samples, seed)
-        if guidance is None:
-            guidance = self.generator.config.default_guidance
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise PromptError(f"batch_size must be a positive integer, got {batch_size!r}")
-        try:
-            options = SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      use_cache=use_cache)  # fmt: skip
-        except ValueError as err:
-            raise PromptError(str(err)) from None
-        if guidance != 1.0 and not self.generator.config.has_null_prefix:
-            raise PromptError("this model was trained without condition dropout: use guidance=1 (no guidance)")
-        motions: list[Motion] = []
-        device = self.device
-        for first in range(0, len(rows), batch_size):
-            chunk = rows[first : first + batch_size]
-            encoded = self.text_encoder.encode([r.prompt for r in chunk])
-            codes = sample_tokens(
-                self.generator, encoded.features.to(device), encoded.mask.to(device),
-                seeds=[r.seed for r in chunk], min_tokens=[r.min_tokens for r in chunk],
-                max_tokens=[r.max_tokens for r in chunk], options=options,
-            )  # fmt: skip
-            for row, ids in zip(chunk, codes):
-                ids = torch.tensor([ids], dtype=torch.long, device=device)
-                with torch.no_grad():
-                    normalized = self.tokenizer.decode(ids)[0].float().cpu().numpy()
-                features = self.normalizer.denormalize(normalized.astype(np.float64)).astype(np.float32)
-                meta = {"seed": row.seed, "prompt_index": row.prompt_index, "sample_index": row.sample_index,
-                        "tokens": int(ids.shape[1]), "requested_seconds": row.seconds, "guidance": guidance,
-                        "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
-                motions.append(Motion(features, fps=self.fps, text=row.prompt, meta=meta))
-        return motions
-
-    def _plan(self, prompts, seconds, num_samples, seed) -> list[_Row]:
-        from motionmillion.generator.sample import length_window
-
+        ``options`` are GenerationRequest fields shared by all (guidance, temperature, top_k, top_p, fix_feet).
+        Raises PromptError naming the bad prompt or option before any model work.
+        """
         if isinstance(prompts, str):
             prompts = [prompts]
-        prompts = list(prompts)
+        elif not isinstance(prompts, (list, tuple)):
+            raise PromptError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
         if not prompts:
             raise PromptError("no prompts given")
-        for i, prompt in enumerate(prompts):
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise PromptError(f"prompt {i + 1} is empty or whitespace only")
-            if _mostly_non_latin(prompt):
-                log.warning("prompt %d looks non-English; the text encoder was trained on English: %.40s", i + 1, prompt)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise PromptError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if seconds is None or isinstance(seconds, (int, float)):
+        if seconds is None or isinstance(seconds, (int, float, str, bytes)):
             seconds = [seconds] * len(prompts)
-        seconds = list(seconds)
+        elif not isinstance(seconds, (list, tuple)):
+            raise PromptError(f"seconds must be a number, None or a list of them, got {type(seconds).__name__}")
         if len(seconds) != len(prompts):
             raise PromptError(f"got {len(seconds)} durations for {len(prompts)} prompts")
-        for value in seconds:
-            if value is not None and (not isinstance(value, (int, float)) or not 0 < value <= self.max_seconds + 1e-9):
-                raise PromptError(f"seconds must be in (0, {self.max_seconds:g}] (the longest motion), got {value!r}")
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
-        rows = []
-        for i, (prompt, target) in enumerate(zip(prompts, seconds)):
-            low, high = length_window(target, self.frames_per_token, self.max_tokens, fps=self.fps)
-            for j in range(num_samples):
-                rows.append(_Row(i, j, prompt.strip(), int(seed) + i * num_samples + j, low, high, target))
-        return rows
+        seed = _check_seed(seed, "seed", extra=len(prompts) * num_samples)
+        requests = [
+            GenerationRequest(prompt, target, seed + i * num_samples + j, meta={"prompt_index": i, "sample_index": j},
+                              **options)  # fmt: skip
+            for i, (prompt, target) in enumerate(zip(prompts, seconds))
+            for j in range(num_samples)
+        ]
+        return [self.check(request, where=f"prompt {request.meta['prompt_index'] + 1}") for request in requests]
+
+    def check(self, request: GenerationRequest, where: str = "request", warn: bool = False) -> GenerationRequest:
+        """The request with defaults filled in (random seed, the model's guidance); PromptError if unusable.
+        ``warn``: also warn about text the encoder may misread (``generate`` does, once per request)."""
+        from motionmillion.generator.sample import SamplingOptions
+
+        prompt = request.prompt
+        if not isinstance(prompt, str):
+            raise PromptError(f"{where}: the prompt must be a string, got {type(prompt).__name__}")
+        if not prompt.strip():
+            raise PromptError(f"{where}: the prompt is empty or whitespace only")
+        problem = _unreadable_text(prompt)
+        if problem and warn:
+            warnings.warn(f"prompt {prompt.strip()[:40]!r} {problem}; the text encoder was trained on English",
+                          stacklevel=3)  # fmt: skip
+        seconds = request.seconds
+        if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+                raise PromptError(f"{where}: seconds must be a number or None, got {seconds!r}")
+            if not MIN_SECONDS <= seconds <= self.max_seconds + 1e-9:
+                raise PromptError(f"{where}: seconds must be in [{MIN_SECONDS:g}, {self.max_seconds:g}], got {seconds!r}")
+        seed = _check_seed(request.seed, f"{where}: seed")
+        guidance = self.generator.config.default_guidance if request.guidance is None else request.guidance
+        if guidance != 1.0 and not self.generator.config.has_null_prefix:
+            raise PromptError(f"{where}: this model was trained without condition dropout: use guidance=1 (no guidance)")
+        try:
+            SamplingOptions(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, guidance=guidance)
+        except (TypeError, ValueError) as err:
+            raise PromptError(f"{where}: {err}") from None
+        return dataclasses.replace(request, prompt=prompt.strip(), seed=seed, guidance=float(guidance))
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], batch_size: int = 32, use_cache: bool = True
+    ) -> Iterator[Motion]:
+        """Motions for ``requests``, yielded in request order as soon as each exists (bounded memory).
+
+        Requests with the same sampling options are sampled together, ``batch_size`` rows per KV-cached
+        sampler call; each row's tokens depend only on its own prompt, options and seed.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise PromptError(f"batch_size must be a positive integer, got {batch_size!r}")
+        requests = [self.check(r, where=f"request {i + 1}", warn=True) for i, r in enumerate(requests)]
+        ready: dict[int, Motion] = {}
+        next_index = 0
+        for batch in _batches(requests, batch_size):
+            for index, motion in zip(batch, self._sample([requests[i] for i in batch], use_cache)):
+                ready[index] = motion
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+
+    def _sample(self, requests: list[GenerationRequest], use_cache: bool) -> list[Motion]:
+        """One sampler call for requests that share their sampling options."""
+        from motionmillion.generator.sample import SamplingOptions, length_window, sample_tokens
+
+        first = requests[0]
+        options = SamplingOptions(temperature=first.temperature, top_k=first.top_k, top_p=first.top_p,
+                                  guidance=first.guidance, use_cache=use_cache)  # fmt: skip
+        windows = [length_window(r.seconds, self.frames_per_token, self.max_tokens, fps=self.fps) for r in requests]
+        encoded = self.text_encoder.encode([r.prompt for r in requests])
+        device = self.device
+        codes = sample_tokens(
+            self.generator, encoded.features.to(device), encoded.mask.to(device), seeds=[r.seed for r in requests],
+            min_tokens=[low for low, _ in windows], max_tokens=[high for _, high in windows], options=options,
+        )  # fmt: skip
+        return [self._motion(request, ids) for request, ids in zip(requests, codes)]
+
+    def _motion(self, request: GenerationRequest, codes: list[int]) -> Motion:
+        """Decode one row's codes into a Motion (de-normalised features, the request in its meta)."""
+        import torch
+
+        ids = torch.tensor([codes], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            normalized = self.tokenizer.decode(ids)[0].float().cpu().numpy()
+        # One motion in every output: features, joints, rotations, BVH and video from one rigid skeleton.
+        features = make_consistent(self.normalizer.denormalize(normalized.astype(np.float64)), self.skeleton)
+        features = features.astype(np.float32)
+        meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
+                "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
+                "top_p": request.top_p}  # fmt: skip
+        if request.fix_feet:
+            from motionmillion.postprocess import fix_foot_sliding
+
+            features = fix_foot_sliding(features, fps=self.fps, source=request.prompt[:40])
+            meta["fix_feet"] = True
+        return Motion(features, fps=self.fps, text=request.prompt, meta=meta)
 
 
-def _mostly_non_latin(text: str) -> bool:
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One motion to make; ``MotionPipeline.check`` validates it and fills in the defaults."""
+
+    prompt: str
+    seconds: float | None = None  # None = the model ends the motion itself
+    seed: int | None = None  # None = a random seed (reported in Motion.meta["seed"])
+    guidance: float | None = None  # classifier-free guidance; None = the model's default, 1 = off
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = 0.95
+    fix_feet: bool = False
+    meta: dict = field(default_factory=dict, compare=False)  # copied into Motion.meta (e.g. prompt_index)
+
+    @property
+    def sampling_key(self) -> tuple:
+        """Requests with equal keys can share one sampler call."""
+        return (self.temperature, self.top_k, self.top_p, self.guidance)
+
+
+def _batches(requests: list[GenerationRequest], batch_size: int) -> Iterator[list[int]]:
+    """Indices of requests grouped by sampling options (first-seen order), ``batch_size`` at most each.
+
+    Groups are emitted in order of their earliest pending request, so results can be yielded in order
+    with little buffering."""
+    groups: dict[tuple, list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.sampling_key, []).append(index)
+    pending = {key: [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+               for key, indices in groups.items()}  # fmt: skip
+    while pending:
+        key = min(pending, key=lambda k: pending[k][0][0])
+        yield pending[key].pop(0)
+        if not pending[key]:
+            del pending[key]
+
+
+def _check_device(device: str | None) -> str:
+    """The torch device to load on (None = cuda when available); PromptError for unusable names."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        raise PromptError(f"device {device!r} is not a torch device; use cpu or cuda") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise PromptError(f"device {device!r} is not available on this machine; use cpu"
+                          + (" (this torch has no CUDA device)" if kind == "cuda" else ""))  # fmt: skip
+    return device
+
+
+def _check_seed(seed, name: str, extra: int = 1) -> int:
+    """A seed in [0, 2**63 - extra] (torch generators take 64-bit seeds); None = a random one."""
+    if seed is None:
+        return random.SystemRandom().randrange(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PromptError(f"{name} must be an integer, got {seed!r}")
+    if not 0 <= seed <= 2**63 - extra:
+        raise PromptError(f"{name} must be in [0, 2**63 - {extra}], got {seed}")
+    return seed
+
+
+def _unreadable_text(text: str) -> str | None:
+    """Why an English text encoder may misread ``text`` (mostly non-Latin letters, emoji), or None."""
     letters = [c for c in text if c.isalpha()]
-    return bool(letters) and sum(ord(c) > 0x24F for c in letters) > len(letters) / 2
+    if letters and sum(ord(c) > 0x24F for c in letters) > len(letters) / 2:
+        return "looks non-English"
+    if any(unicodedata.category(c) == "So" for c in text):
+        return "contains emoji or symbols"
+    return None
 
 
 def build_pipeline_folder(
@@ -276,7 +424,7 @@ def build_pipeline_folder(
 ) -> Path:
     """Assemble a pipeline folder from a tokenizer folder/run, a generator run (or generator folder),
     the dataset mean/std (a folder with mean.npy/std.npy, a dataset root, or None = the tokenizer run's
-    ``normalization/``) and the text encoder (None = the one the generator was trained with)."""
+    ``normalization/``; a dataset root also gives ``skeleton.json``) and the text encoder (None = the one the generator was trained with)."""
     from motionmillion.utils.io import atomic_path, atomic_write_json
 
     out, tokenizer, generator_run = Path(out), Path(tokenizer), Path(generator_run)
@@ -317,6 +465,11 @@ def build_pipeline_folder(
             with atomic_path(out / name / file) as tmp:
                 shutil.copyfile(src / file, tmp)
     normalizer.save(out / "normalization")
+    if (normalization / "motion_data").is_dir():  # a dataset root: its clips give the skeleton
+        from motionmillion.data.stats import dataset_skeleton
+
+        offsets, clips = dataset_skeleton(normalization)
+        save_skeleton(out / SKELETON_FILE, offsets, source=f"mean of {clips} training clips of {normalization}", clips=clips)
     atomic_write_json(out / "text_encoder.json", {"name_or_path": text_name, "max_length": max_length})
     if evaluator is not None:
         shutil.copytree(evaluator, out / "evaluator", dirs_exist_ok=True)

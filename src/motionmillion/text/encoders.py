@@ -81,8 +81,9 @@ class TextEncoder(torch.nn.Module):
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError("text encoder: empty or whitespace-only prompt")
-        untruncated = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        for text, ids in zip(texts, untruncated):
+        # One token more than the limit tells whether a text is cut, without transformers' "indexing errors" line.
+        probe = self.tokenizer(list(texts), truncation=True, max_length=self.max_length + 1)["input_ids"]
+        for text, ids in zip(texts, probe):
             if len(ids) > self.max_length:
                 log.warning("prompt truncated to %d tokens: %.60s...", self.max_length, text)
         batch = self.tokenizer(
