@@ -38,7 +38,8 @@ from motionmillion.postprocess import (
 )
 from motionmillion.postprocess.cli import postprocess_command
 from motionmillion.postprocess.ik import LEFT_LEG, solve_leg
-from motionmillion.postprocess.sliding import encode_consistent, inject_sliding, leg_free_joints, pin_offsets
+from motionmillion.motion.consistency import encode_consistent
+from motionmillion.postprocess.sliding import inject_sliding, leg_free_joints, pin_offsets
 
 WALK_BVH = (
     Path(__file__).parents[1]
@@ -164,7 +165,12 @@ def test_fix_removes_injected_sliding_and_keeps_the_body(walk):
     after = foot_skating(decode_joints(fixed), 30.0)
     assert after < 0.3 * before
     free = leg_free_joints()
-    np.testing.assert_allclose(decode_joints(fixed)[:, free], decode_joints(sliding)[:, free], atol=1e-6)
+    # The upper body keeps its pose relative to the pelvis; the pelvis may only move horizontally
+    # (glide removal: on a 3 s clip part of the hips' sway reads as a glide).
+    out, ref = decode_joints(fixed), decode_joints(sliding)
+    np.testing.assert_allclose(out[:, free] - out[:, :1], ref[:, free] - ref[:, :1], atol=1e-6)
+    np.testing.assert_allclose(out[:, 0, 1], ref[:, 0, 1], atol=1e-9)
+    assert np.abs(out[:, 0] - ref[:, 0]).max() < 0.1
     assert fk_error(fixed) < 1e-5
     # Frame-0 placement (heading, pelvis position) is unchanged.
     np.testing.assert_allclose(fixed[0, 2:11], sliding[0, 2:11], atol=1e-9)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.layout import SPLITS, MotionDataset, iter_stored_names
+from motionmillion.data.layout import SPLITS, DatasetLayoutError, MotionDataset, iter_stored_names
 from motionmillion.motion import FPS
 
 LENGTH_BINS = (0, 30, 60, 96, 120, 150, 200, 250, 300, 450, 600, 10**9)  # frames at 30 fps
@@ -130,3 +130,19 @@ def print_stats(stats: dict) -> None:
         console.print(f"[cyan]{example['name']}[/cyan] ({example['frames']} frames)")
         for caption in example["captions"]:
             console.print(f"    {caption}")
+
+
+def dataset_skeleton(root: str | Path, split: str = "train", max_clips: int = 1000) -> tuple[np.ndarray, int]:
+    """The training data's rigid skeleton: (22, 3) frame-weighted mean offsets of up to ``max_clips``
+    clips of ``split`` (evenly spread over the sorted names; mirrored clips have the same bones), and
+    how many clips it used. Written as ``skeleton.json`` into pipeline folders."""
+    from motionmillion.motion.consistency import mean_skeleton
+
+    dataset = MotionDataset(root)
+    try:
+        names = sorted(dataset.names(split))
+    except DatasetLayoutError:  # no split files yet: every stored clip
+        names = dataset.stored_names()
+    if len(names) > max_clips:
+        names = [names[i] for i in np.linspace(0, len(names) - 1, max_clips).round().astype(int)]
+    return mean_skeleton(dataset.motion(name).astype(np.float64) for name in names), len(names)

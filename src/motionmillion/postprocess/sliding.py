@@ -1,13 +1,15 @@
 """Foot-sliding removal on 272 features: pin contacts, ease around them, solve the legs, re-encode.
 
 1. Decode rotations and root, fit the motion's own skeleton (bone lengths), turn the rotations so
-   the bones point where the decoded joints are (generated motions disagree by ~1 cm) and run
+   the bones point where the decoded joints are (``motionmillion.motion.consistency``) and run
    forward kinematics, so every position we touch is consistent with the rotations.
-2. Detect contact runs per foot joint (ankle, toe) and pin each run to its mean position; the
+2. Whole-body glide: the slow part of the planted feet's horizontal motion is taken off the root
+   trajectory (:func:`remove_glide`), moving the whole body, its pose unchanged.
+3. Detect contact runs per foot joint (ankle, toe) and pin each run to its mean position; the
    frames around a run move by the pin offset faded out with a cubic ease over ``blend_frames``.
-3. Analytic two-bone IK per leg (hip-knee-ankle) plus a foot re-aim (ankle->toe) changes only the
+4. Analytic two-bone IK per leg (hip-knee-ankle) plus a foot re-aim (ankle->toe) changes only the
    hip, knee and ankle rotations: pelvis, spine, arms and head are untouched.
-4. New joints = forward kinematics of the new rotations; the features are re-encoded with
+5. New joints = forward kinematics of the new rotations; the features are re-encoded with
    ``encode_272(canonical=False)`` so positions, velocities and rotations agree and the motion
    stays where its input was (no re-canonicalising turn or shift).
 """
@@ -18,21 +20,13 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import binary_erosion, gaussian_filter1d
 
-from motionmillion.motion import (
-    align_rotations_to_positions,
-    decode_joints,
-    decode_rotations,
-    encode_272,
-    fit_offsets,
-    forward_kinematics,
-    local_to_global,
-    validate_features,
-)
-from motionmillion.motion.representation import POSITIONS
+from motionmillion.motion import forward_kinematics, local_to_global, validate_features
+from motionmillion.motion.consistency import consistent_skeleton, encode_consistent
+from motionmillion.motion.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
 from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import FPS, NUM_JOINTS
-from motionmillion.motion.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
 from motionmillion.postprocess.ik import LEFT_LEG, RIGHT_LEG, globals_to_locals, solve_leg
 
 # Fewer frames than this carry no usable contact information (velocities need neighbours).
@@ -50,34 +44,59 @@ class SlidingConfig:
     blend_frames: int = 6
     # Pin contact heights too (to the run's mean height), not only the horizontal position.
     pin_height: bool = True
+    # Whole-body glide: the horizontal velocity of the planted feet, smoothed over this many seconds
+    # (Gaussian sigma), is taken off the root (see remove_glide); 0 leaves the root trajectory alone.
+    # Two seconds pass a slow drift but hardly a leg's sway, which the leg IK fixes (on clips of a few
+    # seconds part of a sway still reads as glide and moves the body by a few centimetres).
+    glide_seconds: float = 2.0
 
 
 DEFAULT_SLIDING = SlidingConfig()
 
 
-def consistent_skeleton(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotations (T, 22, 3, 3), root positions (T, 3) and a rigid skeleton (22, 3) for a 272 motion,
-    with forward kinematics as close to its decoded joints as one rigid skeleton allows.
-
-    A generated motion's rotations and positions disagree by about a centimetre; its rotations are
-    turned (twist kept) so every bone points where the decoded joints say, and the bone lengths are
-    their mean. Imported motions are consistent already and come back as they are.
-    """
-    rotations, root = decode_rotations(features)
-    joints = decode_joints(features)
-    rotations = align_rotations_to_positions(rotations, joints, fit_offsets(joints, rotations))
-    return rotations, root, fit_offsets(joints, rotations)
-
-
-def encode_consistent(
-    rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray, canonical: bool = False
+def remove_glide(
+    joints: np.ndarray,
+    root_positions: np.ndarray,
+    contacts: np.ndarray,
+    fps: float,
+    glide_seconds: float,
+    min_speed: float = 0.03,
+    settle_frames: int = 3,
 ) -> np.ndarray:
-    """272 features whose positions are the forward kinematics of ``rotations``.
+    """Root positions (T, 3) without the body's glide over planted feet.
 
-    By default the motion keeps its world placement (``encode_272(..., canonical=False)``), so a
-    cleaned motion is compared with, and exported like, its input without any whole-body shift or turn.
+    The glide is the horizontal displacement per frame of the stillest foot joint in contact at both
+    ends of a frame step (ignoring the first and last ``settle_frames`` of each contact), low-passed with a Gaussian of ``glide_seconds`` (normalised by how many
+    steps had a contact nearby, so a run's flight phases do not dilute it) and faded out where no
+    foot is planted; only its speed above ``min_speed`` (m/s) counts. Its running sum is taken off
+    the root's x/z, so the whole body moves back, its pose relative to the pelvis unchanged.
     """
-    return encode_272(forward_kinematics(rotations, root_positions, offsets), rotations, canonical=canonical)
+    root_positions = np.array(root_positions, dtype=np.float64)
+    if glide_seconds <= 0 or len(joints) < 2:
+        return root_positions
+    # Mid-stance only: a foot landing or rolling off still moves in real motion capture, and that
+    # motion is systematic (a clean walk would be pulled back by decimetres), the drift is not.
+    if settle_frames > 0:
+        contacts = binary_erosion(contacts, np.ones((2 * settle_frames + 1, 1), dtype=bool), border_value=0)
+    planted = contacts[:-1] & contacts[1:]  # (T-1, 4)
+    steps = np.diff(joints[:, CONTACT_JOINTS][..., [0, 2]], axis=0)  # (T-1, 4, 2)
+    # The stillest planted joint: a glide moves every planted joint alike, while a heel rolling off
+    # or a foot still landing adds its own motion (averaging them would pull a clean walk back).
+    speed = np.where(planted, np.linalg.norm(steps, axis=-1), np.inf)
+    glide = steps[np.arange(len(steps)), speed.argmin(axis=1)]
+    present = planted.any(axis=1).astype(np.float64)
+    glide *= present[:, None]
+    sigma = glide_seconds * fps
+    smoothed = gaussian_filter1d(glide, sigma, axis=0, mode="nearest")
+    smoothed /= np.maximum(gaussian_filter1d(present, sigma, mode="nearest"), 1e-6)[:, None]
+    # Real capture creeps a little on planted feet too (a clean walk would be pulled back by
+    # decimetres): only the part of the glide above that speed moves the root; the leg IK pins the rest.
+    speed = np.linalg.norm(smoothed, axis=-1) * fps
+    smoothed *= (np.maximum(speed - min_speed, 0.0) / np.maximum(speed, 1e-12))[:, None]
+    # Fade in/out over a few frames around contacts instead of switching (no velocity jump).
+    smoothed *= gaussian_filter1d(present, 2.0, mode="nearest")[:, None]
+    root_positions[1:, [0, 2]] -= np.cumsum(smoothed, axis=0)
+    return root_positions
 
 
 def _ease(x: np.ndarray) -> np.ndarray:
@@ -152,6 +171,9 @@ def fix_foot_sliding(
     if not contacts.any():
         warnings.warn(f"{source}: no foot contact detected; foot sliding left as is", PostprocessWarning, stacklevel=2)
         return features.copy()
+    # A body gliding over planted feet is moved back by its root; what is left is the legs' doing.
+    root = remove_glide(joints, root, contacts, fps, config.glide_seconds)
+    joints = forward_kinematics(rotations, root, offsets)
 
     # Pin offsets per contact joint (ankle, toe of each side).
     pinned = {
@@ -191,6 +213,20 @@ def inject_sliding(features: np.ndarray, amplitude_deg: float = 4.0, hz: float =
         angles = np.radians(amplitude_deg) * np.sin(2.0 * np.pi * hz * t[:, None] + phase)  # (T, 2)
         axis_angle = np.stack([angles[:, 0], np.zeros(len(t)), angles[:, 1]], axis=-1)  # pitch (x), roll (z)
         rotations[:, hip] = axis_angle_to_matrix(axis_angle) @ rotations[:, hip]
+    return encode_consistent(rotations, root, offsets)
+
+
+def inject_glide(features: np.ndarray, speed: float = 0.075, seed: int = 0) -> np.ndarray:
+    """Add a whole-body glide to a clean motion (for tests and benchmarks): the root drifts at
+    ``speed`` m/s in a random horizontal direction that turns slowly (up to 30 degrees over the clip),
+    so planted feet slide with the body while the pose itself does not change."""
+    features = validate_features(features)
+    rng = np.random.default_rng(seed)
+    rotations, root, offsets = consistent_skeleton(features)
+    heading = rng.uniform(0.0, 2.0 * np.pi) + np.radians(rng.uniform(-30.0, 30.0)) * np.linspace(0.0, 1.0, len(root))
+    step = speed / FPS * np.stack([np.cos(heading), np.sin(heading)], axis=-1)
+    root = root.copy()
+    root[:, [0, 2]] += np.cumsum(step, axis=0) - step[0]
     return encode_consistent(rotations, root, offsets)
 
 

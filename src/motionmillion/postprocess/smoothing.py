@@ -17,7 +17,8 @@ from motionmillion.motion import decode_joints, validate_features
 from motionmillion.motion.representation import POSITIONS
 from motionmillion.motion.rotations import matrix_to_6d, sixd_to_matrix
 from motionmillion.motion.contact import DEFAULT_CONTACT, ContactConfig, detect_floor
-from motionmillion.postprocess.sliding import PostprocessWarning, consistent_skeleton, encode_consistent
+from motionmillion.motion.consistency import consistent_skeleton, encode_consistent
+from motionmillion.postprocess.sliding import PostprocessWarning
 
 
 class SmoothingWindowError(ValueError):

@@ -1,0 +1,233 @@
+"""Kinematic consistency: one rigid skeleton behind every output of a motion.
+
+A 272 motion stores each pose twice: joint positions (features 8:140) and rotations plus the root
+trajectory (0:8, 140:272). Imported clips agree by construction (their rotations are fitted to their
+positions on the clip's own rigid skeleton). A decoded, i.e. generated, motion does not: its position
+part stretches bones from frame to frame and points them away from what the rotation part says, so
+the joints (MP4, ``_joints.npy``) and the BVH (rotations on a skeleton) would be two movements.
+
+**Source of truth for a generated motion: the root trajectory and the rotations, posed on one rigid
+skeleton.** The skeleton is the training data's (``skeleton.json`` in a pipeline folder, the
+frame-weighted mean of the training clips' own skeletons, see :func:`mean_skeleton`), else the
+motion's own least-squares fit. The rotations are first turned so the bones point where the
+decoded positions say (when that brings the pose closer to them), then the features are re-encoded
+from forward kinematics (:func:`make_consistent`), so ``Motion.features``, ``.joints``,
+``.rotations``, the BVH, the MP4 and the joints file are the same movement. Why the rotations: they
+keep bone lengths by construction and need no IK to export, and the skeleton fixes the bone lengths
+that the position part lets drift (a forearm that shrinks by 40%).
+
+:func:`disagreement` measures how far a motion's positions and rotations are apart (the BVH writer
+logs it for a motion that is not self-consistent, e.g. a user's own 272 file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from motionmillion.motion.kinematics import align_rotations_to_positions, fit_offsets, forward_kinematics, local_to_global
+from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
+from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+
+log = logging.getLogger(__name__)
+
+# The training data's skeleton inside a pipeline folder.
+SKELETON_FILE = "skeleton.json"
+# Positions and rotations this close (metres) count as one motion (float32 storage alone gives ~1e-5).
+CONSISTENT_TOLERANCE = 1e-3
+
+
+class SkeletonFileError(ValueError):
+    """A ``skeleton.json`` that cannot be read as 22 joint offsets."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Skeletons
+# ------------------------------------------------------------------------------------------------
+
+
+def fit_skeleton(features: np.ndarray) -> np.ndarray:
+    """The motion's own rigid skeleton (22, 3): least-squares offsets of its rotations to its positions."""
+    features = validate_features(features)
+    return fit_offsets(decode_joints(features), decode_rotations(features)[0])
+
+
+def mean_skeleton(clips: Iterable[np.ndarray]) -> np.ndarray:
+    """Frame-weighted mean (22, 3) of the skeletons of real (consistent) 272 clips: the training data's skeleton."""
+    total, frames = np.zeros((NUM_JOINTS, 3)), 0
+    for features in clips:
+        total += fit_skeleton(features) * len(features)
+        frames += len(features)
+    if frames == 0:
+        raise ValueError("mean_skeleton: no clips given")
+    return total / frames
+
+
+def bone_lengths(offsets: np.ndarray) -> np.ndarray:
+    """Lengths (21,) of the bones parent(j) -> j for j = 1..21."""
+    return np.linalg.norm(np.asarray(offsets)[1:], axis=-1)
+
+
+def save_skeleton(path: str | Path, offsets: np.ndarray, source: str = "", clips: int = 0) -> Path:
+    """Write 22 joint offsets (metres, parent -> joint in the rest pose) as JSON, atomically."""
+    from motionmillion.utils.io import atomic_write_json
+
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all():
+        raise ValueError(f"{path}: a skeleton is 22 finite offsets, got shape {offsets.shape}")
+    atomic_write_json(
+        path,
+        {
+            "units": "metres",
+            "about": "rest-pose offset of each joint from its parent (SMPL 22 joints); forward kinematics of "
+            "generated motions uses it",
+            "source": source,
+            "clips": int(clips),
+            "offsets": {name: [round(float(v), 6) for v in offsets[j]] for j, name in enumerate(JOINT_NAMES)},
+        },
+    )
+    return Path(path)
+
+
+def load_skeleton(path: str | Path) -> np.ndarray:
+    """Read a skeleton written by :func:`save_skeleton`; (22, 3) offsets in metres."""
+    path = Path(path)
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))["offsets"]
+        offsets = np.array([table[name] for name in JOINT_NAMES], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SkeletonFileError(f"{path}: not a skeleton file with an offset for each of the 22 joints ({err!r})") from err
+    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all() or (bone_lengths(offsets) <= 0).any():
+        raise SkeletonFileError(f"{path}: offsets must be 22 finite [x, y, z] triples with non-zero bones")
+    return offsets
+
+
+# ------------------------------------------------------------------------------------------------
+# Making a motion consistent
+# ------------------------------------------------------------------------------------------------
+
+
+def consistent_skeleton(
+    features: np.ndarray, skeleton: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotations (T, 22, 3, 3), root positions (T, 3) and the rigid skeleton (22, 3) of a 272 motion.
+
+    ``skeleton`` None: the motion's own least-squares skeleton. The decoded rotations are turned (twist
+    kept) so every bone points where the decoded joints say, when forward kinematics of the turned
+    rotations is closer to the decoded joints than that of the decoded ones (a generated motion; an
+    imported clip is consistent already and comes back as it is).
+    """
+    features = validate_features(features)
+    rotations, root = decode_rotations(features)
+    joints = decode_joints(features)
+    offsets = fit_offsets(joints, rotations) if skeleton is None else np.asarray(skeleton, dtype=np.float64)
+    aligned = align_rotations_to_positions(rotations, joints, offsets)
+    aligned_offsets = fit_offsets(joints, aligned) if skeleton is None else offsets
+
+    def error(rot: np.ndarray, off: np.ndarray) -> float:
+        return float(np.linalg.norm(forward_kinematics(rot, root, off) - joints, axis=-1).mean())
+
+    if error(aligned, aligned_offsets) < error(rotations, offsets) - 1e-9:
+        return aligned, root, aligned_offsets
+    return rotations, root, offsets
+
+
+def encode_consistent(
+    rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray, canonical: bool = False
+) -> np.ndarray:
+    """272 features whose positions are the forward kinematics of ``rotations`` on ``offsets``.
+
+    By default the motion keeps its world placement (``encode_272(..., canonical=False)``), so an
+    edited motion is compared with, and exported like, its input without any whole-body shift or turn.
+    """
+    return encode_272(forward_kinematics(rotations, root_positions, offsets), rotations, canonical=canonical)
+
+
+def make_consistent(features: np.ndarray, skeleton: np.ndarray | None = None) -> np.ndarray:
+    """The motion re-derived from its root and rotations on one rigid skeleton (see the module docstring).
+
+    ``skeleton``: (22, 3) offsets, e.g. the training data's (:func:`load_skeleton`); None = the
+    motion's own least-squares fit. Returns (T, 272) features in the input's dtype, same world placement.
+    """
+    features = validate_features(features)
+    out = encode_consistent(*consistent_skeleton(features.astype(np.float64), skeleton))
+    return out.astype(features.dtype, copy=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Measuring
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """How far the position part and the rotation part of a 272 motion are apart."""
+
+    position_max_m: float  # decoded joints vs FK of the rotations on the best rigid skeleton
+    position_mean_m: float
+    bone_length_std_max_m: float  # the decoded joints' bone lengths over time (0 for a rigid motion)
+    bone_angle_max_deg: float  # decoded bone directions vs the rotations' bone directions
+    bone_angle_mean_deg: float
+
+    @property
+    def consistent(self) -> bool:
+        return self.position_max_m <= CONSISTENT_TOLERANCE
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"positions and rotations disagree by up to {1000 * self.position_max_m:.1f} mm (mean "
+            f"{1000 * self.position_mean_m:.1f} mm), bones point up to {self.bone_angle_max_deg:.0f} degrees apart "
+            f"and change length by up to {1000 * self.bone_length_std_max_m:.1f} mm (std)"
+        )
+
+
+def bone_length_std(joints: np.ndarray) -> np.ndarray:
+    """Standard deviation over frames (21,) of each bone's length in a (T, 22, 3) joint array."""
+    bones = np.asarray(joints)[:, 1:] - np.asarray(joints)[:, list(PARENTS[1:])]
+    return np.linalg.norm(bones, axis=-1).std(axis=0)
+
+
+def disagreement(features: np.ndarray) -> Disagreement:
+    """Measure how far a motion's decoded joints are from forward kinematics of its decoded rotations."""
+    features = validate_features(features).astype(np.float64)
+    joints = decode_joints(features)
+    rotations, root = decode_rotations(features)
+    offsets = fit_offsets(joints, rotations)
+    error = np.linalg.norm(forward_kinematics(rotations, root, offsets) - joints, axis=-1)
+    parents = list(PARENTS[1:])
+    observed = joints[:, 1:] - joints[:, parents]
+    predicted = np.einsum("tjab,jb->tja", local_to_global(rotations)[:, parents], offsets[1:])
+    cosine = np.sum(observed * predicted, axis=-1) / np.maximum(
+        np.linalg.norm(observed, axis=-1) * np.linalg.norm(predicted, axis=-1), 1e-12
+    )
+    angles = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return Disagreement(
+        position_max_m=float(error.max()),
+        position_mean_m=float(error.mean()),
+        bone_length_std_max_m=float(bone_length_std(joints).max()),
+        bone_angle_max_deg=float(angles.max()),
+        bone_angle_mean_deg=float(angles.mean()),
+    )
+
+
+def log_disagreement(features: np.ndarray, source: str | Path = "motion") -> Disagreement:
+    """Measure a motion about to be exported and log a warning naming ``source`` when its positions
+    and rotations are two different movements (a user's own 272 file; generated motions are made
+    consistent by the pipeline). The export still goes ahead: rotations on their best rigid skeleton."""
+    report = disagreement(features)
+    if not report.consistent:
+        log.warning(
+            "%s: %s; the export follows the rotations on one rigid skeleton (make the file consistent with "
+            "motionmillion.motion.consistency.make_consistent)",
+            source,
+            report,
+        )
+    return report
