@@ -1,0 +1,87 @@
+"""The studio in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium).
+
+Types a prompt, clicks Generate, waits for playback, takes two screenshots at different times and checks
+that the 3D view is not blank and that the character moved. Screenshots are kept in tests/artifacts/.
+"""
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs a browser: apt-get install chromium chromium-driver (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, script: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {script}; browser log: {driver.get_log('browser')}")
+
+
+def _canvas_pixels(driver) -> np.ndarray:
+    from PIL import Image
+
+    canvas = driver.find_element("css selector", "#viewport canvas")
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=np.int16)
+
+
+def test_studio_generates_and_plays_a_motion(live, browser):
+    browser.get(live.url + "/")
+    _wait(browser, "return window.studio && window.studio.ready")
+    prompt = browser.find_element("id", "prompt")
+    prompt.clear()
+    prompt.send_keys("a person walks forward")
+    browser.find_element("id", "generate").click()
+    _wait(browser, "return window.studio.motion && window.studio.playing && window.studio.frame > 5")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    first_frame = browser.execute_script("return window.studio.frame")
+    first = _canvas_pixels(browser)
+    browser.save_screenshot(str(ARTIFACTS / "studio_1.png"))
+    time.sleep(1.0)
+    second_frame = browser.execute_script("return window.studio.frame")
+    second = _canvas_pixels(browser)
+    browser.save_screenshot(str(ARTIFACTS / "studio_2.png"))
+
+    # Not blank: the canvas holds more than the background (a character, a grid, a shadow).
+    background = np.array([0xEE, 0xF1, 0xF5])
+    for shot in (first, second):
+        assert shot.std() > 10, "the 3D view is blank"
+        assert (np.abs(shot - background).sum(axis=2) > 60).mean() > 0.01, "nothing but background in view"
+    # Moved: playback advanced and the picture changed where the character is.
+    assert second_frame != first_frame
+    changed = (np.abs(second - first).sum(axis=2) > 40).mean()
+    assert changed > 0.002, f"only {changed:.4%} of the pixels changed between the screenshots"
+
+    # The page offers the motion's files, and the history lists it.
+    formats = {a.get_attribute("data-format") for a in browser.find_elements("css selector", "#download-links a")}
+    assert {"bvh", "npy", "mp4"} <= formats
+    assert len(browser.find_elements("css selector", "#history li")) == 1
+    assert browser.find_element("id", "status").text.startswith("Made ")
