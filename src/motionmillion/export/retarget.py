@@ -14,9 +14,9 @@ exported rotations are in the rig's own joint frames (zero channels = the rig's 
 mapped bones point exactly where the motion's bones point. Bone lengths are the motion's (fitted, in
 the rig's unit), so the root translation and the feet stay where the motion has them. Rig joints with
 no SMPL counterpart (CMU's buttocks, Bandai's ground root) keep their T-pose local rotation. Where a
-rig lacks an SMPL joint (Bandai has no spine3, CMU no spine1) the joint above it follows the SMPL
-joint that carries the bones it holds, and the bone across the gap is as close as one rigid bone
-gets: the tests measure it.
+rig lacks an SMPL joint (Bandai has no spine3, CMU no spine1) the bones across the gap cannot follow
+a bend there: Bandai's Chest turns its three bones as one rigid set onto the motion's; CMU's hip follows
+the pelvis, keeping the legs exact, and its bone to the abdomen misses spine1's bend (tests measure both).
 """
 
 from __future__ import annotations
@@ -158,23 +158,28 @@ def retarget(motion: Motion, rig: str) -> RetargetedMotion:
             positions[:, j] = start + (np.einsum("tij,j->ti", orientation[:, parent], rest_offset) if parent >= 0 else rest_offset)
             continue
         kids = _mapped_descendants(tree, smpl_index, j)
-        governing = s
+        kid_smpl = [smpl_index[k] for k in kids]
         if kids:
-            kid_parents = {PARENTS[smpl_index[k]] for k in kids}
-            if len(kid_parents) == 1:  # e.g. Bandai's Chest holds the bones SMPL hangs off spine3
-                governing = kid_parents.pop()
             rig_bones = tpose_at[kids] - tpose_at[j]
-            smpl_bones = smpl_rest[[smpl_index[k] for k in kids]] - smpl_rest[s]
-            rig_bones /= np.linalg.norm(rig_bones, axis=-1, keepdims=True)
-            smpl_bones /= np.linalg.norm(smpl_bones, axis=-1, keepdims=True)
-            turn = kabsch(rig_bones, smpl_bones) if len(kids) > 1 else rotation_between(rig_bones[0], smpl_bones[0])
+            smpl_bones = smpl_rest[kid_smpl] - smpl_rest[s]
+            rig_dirs = rig_bones / np.linalg.norm(rig_bones, axis=-1, keepdims=True)
+            smpl_dirs = smpl_bones / np.linalg.norm(smpl_bones, axis=-1, keepdims=True)
+            turn = kabsch(rig_dirs, smpl_dirs) if len(kids) > 1 else rotation_between(rig_dirs[0], smpl_dirs[0])
         else:
             ancestor = parent
             while ancestor >= 0 and ancestor not in correction:
                 ancestor = int(tree.parents[ancestor])
             turn = correction.get(ancestor, np.eye(3))
         correction[j] = turn
-        orientation[:, j] = source_global[:, governing] @ (turn @ tpose[j])
+        rest_orientation = turn @ tpose[j]
+        if len(kids) > 1 and all(PARENTS[k] != s for k in kid_smpl):
+            # The rig lacks the SMPL joint below j (Bandai has no spine3): no SMPL rotation carries j's
+            # bones, so turn them, as one rigid set, onto where the motion has them. (Where some bones
+            # do hang off s, as CMU's thighs off the pelvis, s's rotation keeps those, and the legs, exact.)
+            rest_bones = smpl_bones @ rest_orientation  # in j's own frame
+            orientation[:, j] = kabsch(rest_bones, source[:, kid_smpl] - source[:, s : s + 1])
+        else:
+            orientation[:, j] = source_global[:, s] @ rest_orientation
         positions[:, j] = source[:, s]
 
     # Offsets: the least-squares rigid fit of the aimed-for positions (exact where the motion is rigid).
