@@ -42,6 +42,7 @@ class GeneratorConfig:
     # Sentence encoders (MiniLM) place paraphrases close together, which per-token features alone do not
     # give a small model trained on few wordings. The paper's models have none.
     sentence_token: bool = False
+    # Read by the trainer (generator/parallelize.py); the model itself does not know about it.
     gradient_checkpointing: bool = False
 
     @property
@@ -151,6 +152,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     token_aug_prob: float = 1 / 3  # drop one token at the head or tail, as the reference dataset does
     mixed_precision: str = "auto"  # "auto" | "bf16" | "no"
+    compile: bool = False  # torch.compile each Block (generator/parallelize.py); worth it on GPUs
     seed: int = 123
     log_every: int = 10
     save_every: int = 500

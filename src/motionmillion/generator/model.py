@@ -63,6 +63,10 @@ class KVCache:
     key_valid: torch.Tensor  # (B, S_max) bool
     length: int = 0
 
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2]
+
     @classmethod
     def allocate(cls, config: GeneratorConfig, batch: int, max_length: int, device, dtype) -> KVCache:
         shape = (batch, config.n_head, max_length, config.head_dim)
@@ -87,13 +91,20 @@ class CausalSelfAttention(nn.Module):
         sin: torch.Tensor,
         mask: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        start: int = 0,
+        start: int | torch.Tensor = 0,
     ) -> torch.Tensor:
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).split(dim, dim=2)
         q, k, v = (t.view(batch, length, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
+        if cache is not None and isinstance(start, torch.Tensor):
+            # Static decode (decode_step_static): write at a position held on the device and attend over the
+            # whole masked cache, so the shapes never change and the step can be captured in a CUDA graph.
+            cache_k, cache_v = cache
+            cache_k.index_copy_(2, start.view(1), k)
+            cache_v.index_copy_(2, start.view(1), v)
+            k, v = cache_k, cache_v
+        elif cache is not None:
             cache_k, cache_v = cache
             cache_k[:, :, start : start + length] = k
             cache_v[:, :, start : start + length] = v
@@ -242,15 +253,16 @@ class MotionGPT(nn.Module):
         mask = mask | torch.eye(total, dtype=torch.bool, device=device)[None]
         return mask[:, None]
 
-    def _run_blocks(self, x, mask, start: int, cache: KVCache | None) -> torch.Tensor:
-        cos, sin = self.rope(start + x.shape[1], x.device)
-        cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
+    def _run_blocks(self, x, mask, start: int | torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        if isinstance(start, torch.Tensor):  # one position, held on the device (decode_step_static)
+            cos, sin = self.rope(cache.capacity, x.device)
+            cos, sin = cos[start.view(1)], sin[start.view(1)]
+        else:
+            cos, sin = self.rope(start + x.shape[1], x.device)
+            cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
         for i, block in enumerate(self.blocks):
             layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
-            if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, mask, use_reentrant=False)
-            else:
-                x = block(x, cos, sin, mask, layer_cache, start)
+            x = block(x, cos, sin, mask, layer_cache, start)
         return self.final_norm(x)
 
     # ---------------------------------------------------------------- training / full recompute
@@ -304,4 +316,17 @@ class MotionGPT(nn.Module):
         mask = cache.key_valid[:, None, None, : start + 1]
         hidden = self._run_blocks(x.to(cache.keys[0].dtype), mask, start, cache)
         cache.length = start + 1
+        return self.lm_head(hidden[:, -1])
+
+    def decode_step_static(self, tokens: torch.Tensor, cache: KVCache, position: torch.Tensor) -> torch.Tensor:
+        """:meth:`decode_step` with the position as a 0-d long tensor on the device (the caller advances it).
+
+        Keys/values are written in place at ``position`` and attention runs over the whole cache with the
+        positions after it masked, so every call has the same shapes, allocates nothing that depends on
+        the step and syncs nothing: it can be captured once in a CUDA graph and replayed for every token.
+        """
+        x = self.token_embedding(tokens.view(-1, 1))
+        written = torch.arange(cache.capacity, device=position.device) <= position
+        mask = (cache.key_valid & written)[:, None, None, :]
+        hidden = self._run_blocks(x.to(cache.keys[0].dtype), mask, position, cache)
         return self.lm_head(hidden[:, -1])

@@ -2,7 +2,7 @@
 
 FSDP: launched with an FSDP accelerate config (``ACCELERATE_USE_FSDP=true``), the trainer shards the
 unchanged model itself with FSDP2 ``fully_shard`` (one unit per Block, then the root), on CPU (gloo) and
-GPU alike; accelerate then only launches, sets up the process group and reduces logged values.
+GPU alike (generator/parallelize.py, which also applies activation checkpointing and torch.compile); accelerate then only launches, sets up the process group and reduces logged values.
 Its checkpoints are full, unsharded safetensors written by rank 0 (resumable with any process count).
 
 Plain PyTorch loop: AdamW, linear warm-up + cosine, bf16 autocast over fp32 master weights, gradient
@@ -36,6 +36,9 @@ from motionmillion.generator.config import GeneratorConfig, TrainConfig, default
 from motionmillion.generator.data import TokenDataset, open_encoded
 from motionmillion.text import TextFeatureCache
 from motionmillion.generator.model import MotionGPT
+from motionmillion.generator.parallelize import (
+    adamw, full_model_state_dict, load_full_checkpoint, parallelize, save_full_checkpoint,
+)
 
 log = logging.getLogger("motionmillion.generator.train")
 
@@ -156,13 +159,13 @@ def train(
 
     set_seed(train_config.seed)
     model = MotionGPT(model_config)
-    if fsdp:
-        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true"
-        model = shard_model(model.to(accelerator.device), accelerator.device.type, reshard)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_config.lr, betas=train_config.betas, eps=train_config.eps,
-        weight_decay=train_config.weight_decay,
+    model = parallelize(
+        model.to(accelerator.device) if fsdp else model, device_type=accelerator.device.type, fsdp=fsdp,
+        reshard_after_forward=os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true",
+        activation_checkpointing=model_config.gradient_checkpointing, compile=train_config.compile,
     )  # fmt: skip
+    optimizer = adamw(model, train_config.lr, train_config.betas, train_config.eps, train_config.weight_decay,
+                      accelerator.device.type)  # fmt: skip
     if accelerator.state.deepspeed_plugin is not None:  # no DataLoader is prepared, so say the batch size
         ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         ds_config["train_micro_batch_size_per_gpu"] = train_config.batch_size
@@ -312,66 +315,3 @@ def _save_checkpoint(accelerator, model, optimizer, out: Path, step: int, keep: 
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
 
-
-# ------------------------------------------------------------------------------------------------ FSDP2
-def shard_model(model: MotionGPT, device_type: str, reshard_after_forward: bool = True) -> MotionGPT:
-    """FSDP2 around the unchanged model (torchtitan style): one unit per Block (all-gathered just before it
-    runs, freed after), then the root (embeddings, text projection, null prefix, final norm, head).
-    Parameters become DTensor shards over a 1-D mesh of all processes; the model code does not change."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
-    mesh = init_device_mesh(device_type, (torch.distributed.get_world_size(),))
-    for block in model.blocks:
-        fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    return model
-
-
-def full_model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The gathered, unsharded weights on CPU; complete on rank 0, empty on the others."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-
-def save_full_checkpoint(folder: Path, model, optimizer, is_main: bool) -> None:
-    """Gather model and AdamW state (every rank takes part); rank 0 writes ``model.safetensors``,
-    ``optimizer.safetensors`` (tensors keyed "<param name>/<state key>") and ``optimizer.json`` (param groups)."""
-    from safetensors.torch import save_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-    from motionmillion.utils.io import atomic_path, atomic_write_json
-
-    model_state = full_model_state_dict(model)
-    optim_state = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if not is_main:
-        return
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp), metadata={"format": "pt"})
-    tensors = {f"{name}/{key}": value.contiguous() for name, state in optim_state["state"].items() for key, value in state.items()}
-    with atomic_path(folder / "optimizer.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    atomic_write_json(folder / "optimizer.json", {"param_groups": optim_state["param_groups"]})
-
-
-def load_full_checkpoint(folder: Path, model, optimizer, is_main: bool) -> None:
-    """Rank 0 reads a ``save_full_checkpoint`` folder and broadcasts; each rank keeps its own shards."""
-    from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
-
-    files = [folder / "model.safetensors", folder / "optimizer.safetensors", folder / "optimizer.json"]
-    if not all(f.is_file() for f in files):
-        raise ValueError(f"{folder}: not an FSDP checkpoint (needs {', '.join(f.name for f in files)}); "
-                         "resume a run with the launch configuration that started it")  # fmt: skip
-    model_state, optim_state = {}, {}
-    if is_main:
-        model_state = load_file(str(files[0]))
-        state: dict[str, dict[str, torch.Tensor]] = {}
-        for flat, value in load_file(str(files[1])).items():
-            name, key = flat.rsplit("/", 1)
-            state.setdefault(name, {})[key] = value
-        optim_state = {"state": state, **json.loads(files[2].read_text(encoding="utf-8"))}
-    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-    set_model_state_dict(model, model_state, options=options)
-    set_optimizer_state_dict(model, optimizer, optim_state, options=options)
