@@ -90,3 +90,14 @@ def test_gltf_needs_a_glb_name(real_motions, tmp_path):
     with pytest.raises(ValueError, match=r"walk\.gltf: .*\.glb"):
         real_motions["bandai_walk"].to_gltf(tmp_path / "walk.gltf")
     assert not list(tmp_path.iterdir())
+
+
+@needs_node
+def test_threejs_plays_consistent_generated_motions_on_motion_joints(generated_motions, tmp_path):
+    """Once a generated motion is made consistent (as the pipeline does), the glTF plays Motion.joints."""
+    from motionmillion.motion.consistency import make_consistent
+
+    for name, raw in generated_motions.items():
+        motion = Motion(make_consistent(raw.features), text=name)
+        positions = np.array(_threejs_joints(str(motion.to_gltf(tmp_path / f"{name}.glb")))["positions"])
+        assert np.abs(positions - motion.joints).max() < 1e-3, name
