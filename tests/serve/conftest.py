@@ -52,29 +52,3 @@ def live(bundled_pipe, tmp_path_factory):
         server.app = app
         yield server
 
-
-# ---- TEMPORARY until MotionPipeline.generate lands (issue 11): the same signature on top of __call__.
-import dataclasses  # noqa: E402
-
-import motionmillion.pipeline as _pipeline  # noqa: E402
-
-if not hasattr(_pipeline.MotionPipeline, "generate"):
-
-    @dataclasses.dataclass
-    class GenerationRequest:
-        prompt: str
-        seconds: float | None = None
-        seed: int | None = None
-        guidance: float | None = None
-        temperature: float = 1.0
-        top_k: int | None = None
-        top_p: float | None = 0.95
-        fix_feet: bool = False
-
-    def _generate(self, requests, batch_size=32, progress=None):
-        for r in requests:
-            yield from self(r.prompt, seconds=r.seconds, seed=r.seed, guidance=r.guidance,
-                            temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
-
-    _pipeline.GenerationRequest = GenerationRequest
-    _pipeline.MotionPipeline.generate = _generate

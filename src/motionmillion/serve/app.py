@@ -108,28 +108,29 @@ class Server:
         return list(self.pipe.generate(requests, batch_size=self.config.max_batch))
 
     def requests_for(self, body: GenerateBody) -> list:
+        """The pipeline's requests for one body (sample j gets seed + j), checked by the pipeline itself."""
         from motionmillion.pipeline import GenerationRequest
 
-        seed = body.seed if body.seed is not None else random.SystemRandom().randrange(SEED_RANGE)
-        return [
+        seed = body.seed if body.seed is not None else random.SystemRandom().randrange(SEED_RANGE - body.num_samples)
+        requests = [
             GenerationRequest(prompt=body.prompt, seconds=body.seconds, seed=seed + j, guidance=body.guidance,
                               temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
                               fix_feet=body.fix_feet)  # fmt: skip
             for j in range(body.num_samples)
         ]
+        try:
+            return [self.pipe.check(request) for request in requests]
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
 
     def check(self, body: GenerateBody) -> None:
         """The server's own limits (the pipeline checks the rest and its errors become 422s too)."""
-        if not body.prompt.strip():
-            raise HTTPException(422, "prompt: is empty")
         if len(body.prompt) > self.config.max_prompt_chars:
             raise HTTPException(422, f"prompt: {len(body.prompt)} characters, the limit is {self.config.max_prompt_chars}")
         if body.seconds is not None and body.seconds > self.max_seconds + 1e-9:
             raise HTTPException(422, f"seconds: {body.seconds:g} is longer than the longest motion, {self.max_seconds:g} s")
         if body.num_samples > self.config.max_num_samples:
             raise HTTPException(422, f"num_samples: {body.num_samples} is more than the limit, {self.config.max_num_samples}")
-        if body.seed is not None and body.seed + body.num_samples > SEED_RANGE:
-            raise HTTPException(422, f"seed: seed + num_samples must stay below {SEED_RANGE}")
 
     def submit(self, requests: Sequence) -> asyncio.Future:
         try:
@@ -284,9 +285,10 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "status": 500}, 500)
 
-    def checked(body: GenerateBody) -> GenerateBody:
+    def checked(body: GenerateBody) -> tuple[GenerateBody, list]:
+        """The body within the server's limits and its pipeline requests (422 before anything is queued)."""
         server.check(body)
-        return body
+        return body, server.requests_for(body)
 
     # ---------------------------------------------------------------- routes
     @app.get("/", include_in_schema=False)
@@ -304,8 +306,8 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         return server.model_info()
 
     @app.post("/v1/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
-    async def generate(request: Request, body: GenerateBody = Depends(checked)) -> Response:
-        requests = server.requests_for(body)
+    async def generate(request: Request, checked_body: tuple = Depends(checked)) -> Response:
+        _, requests = checked_body
         motions = await server.result(server.submit(requests))
         entries = await run_in_threadpool(server.publish, motions, requests, str(request.base_url))
         # Pre-encoded: FastAPI's generic encoder is slow on ~9,000 floats per motion.
@@ -313,13 +315,13 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/v1/generate/stream", responses=ERROR_RESPONSES,
               response_class=StreamingResponse)  # fmt: skip
-    async def generate_stream(request: Request, body: GenerateBody = Depends(checked)) -> StreamingResponse:
+    async def generate_stream(request: Request, checked_body: tuple = Depends(checked)) -> StreamingResponse:
         """Server-Sent Events: ``start``, one or more ``chunk`` ({"start": frame, "joints": [...]}), then
         ``done`` (the motion without joints: id, files, ...) or ``error`` ({"error", "status"})."""
+        body, requests = checked_body
         if body.num_samples != 1:
             raise HTTPException(422, "num_samples: streaming makes one motion per request")
         # Queue now, so a full queue is a 429 rather than an error event inside a 200 stream.
-        requests = server.requests_for(body)
         future = server.submit(requests)
 
         async def events() -> AsyncIterator[str]:
