@@ -19,8 +19,8 @@ SCRIPT = textwrap.dedent("""
     from motionmillion.tokenizer.train import train
 
     data, out = sys.argv[1], Path(sys.argv[2])
-    config = apply_overrides(get_preset("tiny"), ["train.max_steps=3", "train.eval_every=100", "train.save_every=100"])
-    model = train(config, data, out, bf16=False, progress=False)
+    config = apply_overrides(get_preset("tiny"), ["train.steps=3", "train.eval_every=100", "train.save_every=100"])
+    model = train(config, data, out, progress=False)
     rank = PartialState().process_index
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{rank}.safetensors"))
 """)

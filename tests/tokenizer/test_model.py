@@ -1,6 +1,8 @@
 import json
 
 import pytest
+
+from motionmillion import training
 import torch
 
 from motionmillion.tokenizer.config import TokenizerConfig, apply_overrides, get_preset
@@ -93,8 +95,11 @@ def test_presets_and_overrides():
     assert small.model.patch_size > 1 and small.train.window % small.model.frames_per_token == 0
     changed = apply_overrides(small, ["train.lr=0.003", "model.patch_method=db2", "model.levels=[8,8,8,5,5,5]"])
     assert changed.train.lr == 0.003 and changed.model.patch_method == "db2" and changed.model.codebook_size == 64_000
-    with pytest.raises(ValueError, match="bad override"):
+    with pytest.raises(ValueError, match="no setting 'train.nonsense'"):
         apply_overrides(small, ["train.nonsense=1"])
+    assert apply_overrides(small, ["steps=7"]).train.steps == 7  # a bare key that one section has
+    with pytest.raises(ValueError, match="'lr' exists in a and b; write section.lr"):
+        training.apply_overrides({"a": small.train, "b": small.train}, ["lr=1"])
     with pytest.raises(ValueError, match="multiple of frames_per_token"):
         apply_overrides(small, ["train.window=90"])
 

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from motionmillion.tokenizer.config import apply_overrides, get_preset
 from motionmillion.tokenizer.model import MotionTokenizer
-from motionmillion.tokenizer.train import lr_at, train
+from motionmillion.tokenizer.train import learning_rate, train
 
 
 def tiny_run(**overrides):
@@ -15,21 +15,21 @@ def tiny_run(**overrides):
 
 
 def test_schedule_warmup_then_cosine_or_multistep():
-    tc = tiny_run(**{"train.warmup_steps": 4, "train.max_steps": 20, "train.lr": 1.0, "train.min_lr_ratio": 0.1}).train
-    assert lr_at(0, tc) == pytest.approx(1 / 5) and lr_at(3, tc) == pytest.approx(4 / 5)
-    assert lr_at(4, tc) == pytest.approx(1.0) and lr_at(20, tc) == pytest.approx(0.1)
+    tc = tiny_run(**{"train.warmup_steps": 4, "train.steps": 20, "train.lr": 1.0, "train.min_lr_ratio": 0.1}).train
+    assert learning_rate(0, tc) == pytest.approx(1 / 4) and learning_rate(3, tc) == pytest.approx(1.0)
+    assert learning_rate(4, tc) == pytest.approx(1.0) and learning_rate(20, tc) == pytest.approx(0.1)
     paper = get_preset("paper").train
-    assert lr_at(100_000, paper) == pytest.approx(5e-5) and lr_at(300_000, paper) == pytest.approx(5e-5 * 0.05)
+    assert learning_rate(100_000, paper) == pytest.approx(5e-5) and learning_rate(300_000, paper) == pytest.approx(5e-5 * 0.05)
 
 
 def test_train_writes_a_loadable_run_and_resumes_exactly(tiny_dataset, tmp_path):
-    config = tiny_run(**{"train.max_steps": 8, "train.save_every": 4, "train.eval_every": 100})
+    config = tiny_run(**{"train.steps": 8, "train.save_every": 4, "train.eval_every": 100})
     straight = tmp_path / "straight"
-    train(config, tiny_dataset, straight, bf16=False, progress=False)
+    train(config, tiny_dataset, straight, progress=False)
     final = load_file(straight / "model.safetensors")
     model = MotionTokenizer.from_pretrained(straight)
     assert model.frames_per_token == 4
-    assert (straight / "normalization" / "std.npy").is_file() and any((straight / "tb").iterdir())
+    assert (straight / "normalization" / "std.npy").is_file() and any((straight / "tensorboard").iterdir())
     log = (straight / "train.log").read_text()
     assert "src/clip_short (10 frames < 16)" in log  # too short for the window: skipped and reported
     assert "src/clip_10 (NaN/infinite values" in log  # NaN clip: skipped with its name
@@ -37,8 +37,8 @@ def test_train_writes_a_loadable_run_and_resumes_exactly(tiny_dataset, tmp_path)
 
     # A kill right after the step-4 checkpoint: the newer checkpoint never got written.
     shutil.rmtree(straight / "checkpoints" / "step_00000008")
-    (straight / "checkpoints" / "latest").write_text("step_00000004\n")
-    train(config, tiny_dataset, straight, bf16=False, progress=False)
+    (straight / "checkpoints" / "latest.json").write_text('{"dir": "step_00000004", "step": 4}')
+    train(config, tiny_dataset, straight, progress=False)
     assert "resumed from" in (straight / "train.log").read_text()
     resumed = load_file(straight / "model.safetensors")
     assert resumed.keys() == final.keys()
@@ -47,13 +47,13 @@ def test_train_writes_a_loadable_run_and_resumes_exactly(tiny_dataset, tmp_path)
 
 
 def test_resume_refuses_a_different_model(tiny_dataset, tmp_path):
-    config = tiny_run(**{"train.max_steps": 2, "train.save_every": 2, "train.eval_every": 100})
-    train(config, tiny_dataset, tmp_path, bf16=False, progress=False)
+    config = tiny_run(**{"train.steps": 2, "train.save_every": 2, "train.eval_every": 100})
+    train(config, tiny_dataset, tmp_path, progress=False)
     with pytest.raises(ValueError, match="model.width"):
-        train(apply_overrides(config, ["model.width=24"]), tiny_dataset, tmp_path, bf16=False, progress=False)
+        train(apply_overrides(config, ["model.width=24"]), tiny_dataset, tmp_path, progress=False)
 
 
 def test_bf16_autocast_step_runs(tiny_dataset, tmp_path):
-    config = tiny_run(**{"train.max_steps": 1, "train.eval_every": 100})
-    model = train(config, tiny_dataset, tmp_path, bf16=True, progress=False)
+    config = tiny_run(**{"train.steps": 1, "train.eval_every": 100, "train.mixed_precision": "bf16"})
+    model = train(config, tiny_dataset, tmp_path, progress=False)
     assert next(model.parameters()).dtype == torch.float32  # fp32 master weights

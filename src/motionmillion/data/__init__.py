@@ -19,9 +19,9 @@ from motionmillion.data.layout import (
     write_mean_std,
     write_split,
 )
-from motionmillion.data.packed import PackedMotions, pack_dataset
+from motionmillion.data.packed import PackedMotions, UnpackedMotions, open_motions, pack_dataset
 
 __all__ = [
-    "DatasetLayoutError", "MotionDataset", "PackedMotions", "finalize_dataset", "import_bvh", "mirror_name",
-    "pack_dataset", "write_clip", "write_mean_std", "write_split",
+    "DatasetLayoutError", "MotionDataset", "PackedMotions", "UnpackedMotions", "finalize_dataset", "import_bvh",
+    "mirror_name", "open_motions", "pack_dataset", "write_clip", "write_mean_std", "write_split",
 ]  # fmt: skip

@@ -280,8 +280,8 @@ def _is_done(out: Path, job: SourceJob) -> bool:
         record = json.loads(path.read_text())
     except ValueError:
         return False
-    dataset_root = out / "motion_data/vector_272"
-    return all((dataset_root / f"{clip[key]}.npy").is_file() for clip in record["clips"] for key in ("name", "mirror"))
+    dataset = MotionDataset(out)
+    return all(dataset.has(clip[key]) for clip in record["clips"] for key in ("name", "mirror"))
 
 
 def import_bvh(

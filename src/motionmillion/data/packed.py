@@ -13,6 +13,7 @@ written through a temporary name and renamed; meta.json is written last and chec
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from motionmillion.motion import FEATURE_DIM
 from motionmillion.utils.io import atomic_path, atomic_write_json
 
 PACKED_DIR = "packed"
+
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
@@ -147,3 +150,36 @@ class PackedMotions:
 
     def __repr__(self) -> str:
         return f"PackedMotions({str(self.folder)!r}, clips={len(self)}, frames={self.frames.shape[0]})"
+
+
+class UnpackedMotions:
+    """The same read interface as :class:`PackedMotions` over the per-clip ``.npy`` files of a dataset that
+    was never packed (each clip is read when asked for; slower for random training windows)."""
+
+    def __init__(self, dataset_root: str | Path, names: Sequence[str]):
+        self.dataset = MotionDataset(dataset_root)
+        self.folder = self.dataset.root
+        self.names = [name for name in names if self.dataset.has(name)]
+        self.lengths = np.array([self.dataset.length(name) for name in self.names], dtype=np.int64)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self._cache:  # split clips are few enough to keep once read (8 h of data ~ 1 GB)
+            self._cache[i] = np.load(self.dataset.motion_path(self.names[i])).astype(np.float32, copy=False)
+        return self._cache[i]
+
+    def __repr__(self) -> str:
+        return f"UnpackedMotions({str(self.folder)!r}, clips={len(self)})"
+
+
+def open_motions(dataset_root: str | Path, names: Sequence[str] | None = None) -> PackedMotions | UnpackedMotions:
+    """The clips of a dataset by index: its packed store when ``data pack`` has run, else its .npy files
+    (``names`` of them, default every stored clip)."""
+    root = Path(dataset_root)
+    if (root / PACKED_DIR / "meta.json").is_file():
+        return PackedMotions(root)
+    log.info("%s is not packed: reading its .npy files (`motionmillion data pack` makes training reads faster)", root)
+    return UnpackedMotions(root, names if names is not None else MotionDataset(root).stored_names())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.layout import SPLITS, DatasetLayoutError, MotionDataset, iter_stored_names
+from motionmillion.data.layout import MEAN_STD_DIR, SPLITS, DatasetLayoutError, MotionDataset, iter_stored_names
 from motionmillion.motion import FPS
 
 LENGTH_BINS = (0, 30, 60, 96, 120, 150, 200, 250, 300, 450, 600, 10**9)  # frames at 30 fps
@@ -84,7 +84,7 @@ def dataset_stats(root: str | Path, examples: int = 5, seed: int = 0) -> dict:
             "clips_without_captions": int((caption_counts_array == 0).sum()),
             "vocabulary": len(words),
         },
-        "has_mean_std": (dataset.root / "mean_std/vector_272/mean.npy").is_file(),
+        "has_mean_std": (dataset.root / MEAN_STD_DIR / "mean.npy").is_file(),
         "examples": [{"name": n, "frames": lengths[n], "captions": dataset.texts(n)} for n in sample],
     }  # fmt: skip
 

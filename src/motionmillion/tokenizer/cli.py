@@ -15,11 +15,11 @@ app = typer.Typer(help="Train the FSQ motion tokenizer and encode datasets.", no
 
 @app.command("train")
 def train_command(
-    data: Path = typer.Option(..., "--data", help="Dataset folder (MotionMillion layout with packed/)."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder (MotionMillion layout; packed/ makes reads faster)."),
     out: Path = typer.Option(..., "--out", help="Run folder; re-running the command resumes it."),
     config: str = typer.Option("small", "--config", help="Preset: paper, small or tiny."),
-    overrides: list[str] = typer.Argument(None, help="section.field=value, e.g. train.lr=3e-4 model.patch_size=4"),
-    bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast; default: on where the device has native bf16."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a setting: key=value or section.key=value "
+                                   "(sections model, loss, train), e.g. --set lr=3e-4 --set model.patch_size=4"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(0, "--threads", help="CPU threads per process (0 = torch default). "
                                 "On a CPU shared with other jobs 1 is often several times faster than 2."),
@@ -30,23 +30,23 @@ def train_command(
     from motionmillion.tokenizer.config import apply_overrides, get_preset
     from motionmillion.tokenizer.train import train
 
+    run_config = apply_overrides(get_preset(config), set_ or [])
     if threads > 0:
         torch.set_num_threads(threads)
-    run_config = apply_overrides(get_preset(config), overrides or [])
-    train(run_config, data, out, bf16=bf16, progress=progress)
+    train(run_config, data, out, progress=progress)
 
 
 @app.command("encode")
 def encode_command(
-    model: Path = typer.Option(..., "--model", help="Tokenizer folder or training run."),
-    data: Path = typer.Option(..., "--data", help="Dataset folder with packed/."),
+    model: Path | None = typer.Option(None, "--model", help="Tokenizer folder or training run; default: the bundled model's."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder (packed or not)."),
     out: Path = typer.Option(..., "--out", help="Output folder for codes (resumable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Encode every clip of a dataset to token ids for generator training."""
     from motionmillion.tokenizer.encode import encode_dataset
 
-    encode_dataset(model, data, out, progress=progress)
+    encode_dataset(model or _bundled_tokenizer(), data, out, progress=progress)
     typer.echo(f"wrote {out}")
 
 
@@ -63,8 +63,8 @@ def convert_paper_command(
 
 
 def eval_tokenizer_command(
-    model: Path = typer.Option(..., "--model", help="Tokenizer folder or training run."),
-    data: Path = typer.Option(..., "--data", help="Dataset folder with packed/."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder (packed or not)."),
+    model: Path | None = typer.Option(None, "--model", help="Tokenizer folder or training run; default: the bundled model's."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     kind: str = typer.Option("tokenizer_96", "--kind", help="Split family under split/version1/."),
     max_clips: int | None = typer.Option(None, "--max-clips", help="Evaluate only the first N clips."),
@@ -74,10 +74,16 @@ def eval_tokenizer_command(
     from motionmillion.tokenizer.evaluate import evaluate_tokenizer
     from motionmillion.utils.io import atomic_write_json
 
-    result = evaluate_tokenizer(str(model), str(data), split=split, kind=kind, max_clips=max_clips)
+    result = evaluate_tokenizer(str(model or _bundled_tokenizer()), str(data), split=split, kind=kind, max_clips=max_clips)
     if json_out is not None:
         atomic_write_json(json_out, result)
     typer.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
+
+
+def _bundled_tokenizer() -> Path:
+    from motionmillion.pipeline import default_model_path
+
+    return default_model_path() / "tokenizer"
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from motionmillion.motion.representation import FEATURE_DIM
+from motionmillion.training import MIXED_PRECISION, SCHEDULES, apply_overrides as _apply_overrides, check_choice
 
 PATCH_METHODS = ("haar", "db2", "rearrange")
-SCHEDULES = ("cosine", "multistep", "constant")
 
 
 @dataclass
@@ -84,22 +84,25 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [300_000])
     gamma: float = 0.05
     min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr
-    max_steps: int = 6_048_000
+    steps: int = 6_048_000
     max_minutes: float = 0.0  # stop after this much training wall-clock (0 = no limit)
+    mixed_precision: str = "auto"  # auto = bf16 autocast only where it is fast; bf16 | no
     grad_clip: float = 0.0  # max gradient norm (0 = off)
     seed: int = 123
     log_every: int = 50
     eval_every: int = 3_000
     eval_clips: int = 64  # val clips used by the periodic MPJPE (whole clips)
     save_every: int = 10_000
+    keep_checkpoints: int = 2
     snapshot_minutes: list[float] = field(default_factory=list)  # keep a model copy at these minutes
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives a list
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.batch_size < 1 or self.window < 2 or self.max_steps < 1 or self.lr <= 0:
-            raise ValueError(f"bad training sizes: {self}")
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        if self.batch_size < 1 or self.window < 2 or self.steps < 1 or self.lr <= 0:
+            raise ValueError(f"bad training sizes: batch_size={self.batch_size} window={self.window} "
+                             f"steps={self.steps} lr={self.lr}")  # fmt: skip
 
 
 @dataclass
@@ -118,6 +121,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        train = dict(data.get("train", {}))
+        if "max_steps" in train:  # runs started before the trainers shared field names
+            train["steps"] = train.pop("max_steps")
+        data = {**data, "train": train}
         return cls(
             model=_from_dict(TokenizerConfig, data.get("model", {})),
             loss=_from_dict(LossConfig, data.get("loss", {})),
@@ -170,7 +177,7 @@ def _small() -> RunConfig:
         loss=LossConfig(positions=0.5, root=2.0, velocity=0.5),
         train=TrainConfig(
             batch_size=16, window=48, lr=5e-4, warmup_steps=50, schedule="cosine", min_lr_ratio=0.05,
-            max_steps=25_000, max_minutes=60.0, grad_clip=1.0, log_every=50, eval_every=2_500, eval_clips=32,
+            steps=25_000, max_minutes=60.0, grad_clip=1.0, log_every=50, eval_every=2_500, eval_clips=32,
             save_every=1_000, snapshot_minutes=[10.0, 30.0, 60.0],
         ),
     )  # fmt: skip
@@ -181,7 +188,7 @@ def _tiny() -> RunConfig:
         model=TokenizerConfig(levels=[5, 5, 5], width=32, depth=2, dilation_growth=2, down_t=1, patch_size=2),
         loss=LossConfig(positions=0.5, root=0.5, velocity=0.5),
         train=TrainConfig(
-            batch_size=4, window=16, lr=1e-3, warmup_steps=2, schedule="cosine", max_steps=8, log_every=2,
+            batch_size=4, window=16, lr=1e-3, warmup_steps=2, schedule="cosine", steps=8, log_every=2,
             eval_every=4, eval_clips=2, save_every=4,
         ),
     )  # fmt: skip
@@ -197,16 +204,6 @@ def get_preset(name: str) -> RunConfig:
 
 
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Return a copy with ``section.field=value`` overrides applied (values parsed as JSON, else text)."""
-    data = config.to_dict()
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in data or name not in data[section]:
-            raise ValueError(f"bad override {item!r}: expected section.field=value with section in {sorted(data)}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        data[section][name] = value
-    return RunConfig.from_dict(data)
+    """A copy with ``key=value`` / ``section.key=value`` overrides applied (sections model, loss, train)."""
+    sections = _apply_overrides({"model": config.model, "loss": config.loss, "train": config.train}, overrides)
+    return RunConfig(**sections)

@@ -1,4 +1,5 @@
-"""Motion clips for the tokenizer: random training windows and whole clips, read from the packed store.
+"""Motion clips for the tokenizer: random training windows and whole clips, read from the packed store
+(or from the .npy files of a dataset that was not packed).
 
 Windows are a pure function of (seed, step, rank), so a resumed run sees exactly the batches the
 uninterrupted run would have seen, without saving sampler state.
@@ -15,28 +16,12 @@ from motionmillion.motion import Normalizer
 
 log = logging.getLogger(__name__)
 
-SPLIT_DIR = Path("split/version1")
-MEAN_STD_DIR = Path("mean_std/vector_272")
+def dataset_split(root: str | Path, split: str, kind: str) -> tuple[list[str], Normalizer]:
+    """The clip names of a split and the dataset's normaliser (the layout is the data package's)."""
+    from motionmillion.data.layout import MotionDataset
 
-
-def read_split(root: str | Path, split: str, kind: str) -> list[str]:
-    path = Path(root) / SPLIT_DIR / kind / f"{split}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split file not found")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def load_normalizer(root: str | Path) -> Normalizer:
-    folder = Path(root) / MEAN_STD_DIR
-    if not (folder / "mean.npy").is_file():
-        raise FileNotFoundError(f"{folder}: no mean.npy/std.npy (run `motionmillion data stats` first)")
-    return Normalizer.load(folder)
-
-
-def open_packed(root: str | Path):
-    from motionmillion.data.packed import PackedMotions
-
-    return PackedMotions(root)
+    dataset = MotionDataset(root)
+    return dataset.names(split, kind=kind), dataset.normalizer()
 
 
 class MotionClips:
@@ -47,10 +32,12 @@ class MotionClips:
 
     def __init__(self, root: str | Path, split: str, kind: str = "tokenizer_96", min_frames: int = 1,
                  packed=None, names: list[str] | None = None) -> None:  # fmt: skip
+        from motionmillion.data.packed import open_motions
+
         self.root = Path(root)
-        self.packed = packed if packed is not None else open_packed(root)
-        self.normalizer = load_normalizer(root)
-        wanted = names if names is not None else read_split(root, split, kind)
+        split_names, self.normalizer = dataset_split(root, split, kind)
+        wanted = names if names is not None else split_names
+        self.packed = packed if packed is not None else open_motions(root, wanted)
         position = {name: i for i, name in enumerate(self.packed.names)}
         self.skipped: list[tuple[str, str]] = []
         self.names: list[str] = []
@@ -58,7 +45,7 @@ class MotionClips:
         for name in wanted:
             i = position.get(name)
             if i is None:
-                self.skipped.append((name, "not in the packed store"))
+                self.skipped.append((name, "no motion stored"))
                 continue
             length = int(self.packed.lengths[i])
             if length < min_frames:

@@ -38,14 +38,15 @@ def _fingerprint(model_dir: Path, data_root: Path, names: list[str]) -> str:
 def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | Path, progress: bool = True) -> Path:
     from tqdm.auto import tqdm
 
-    from motionmillion.data.layout import MotionDataset
-    from motionmillion.tokenizer.data import load_normalizer, open_packed, read_split
+    from motionmillion.data.layout import DatasetLayoutError, MotionDataset
+    from motionmillion.data.packed import open_motions
     from motionmillion.tokenizer.model import MotionTokenizer
 
     model_dir, data_root, out_dir = Path(model_dir), Path(data_root), Path(out_dir)
     model = MotionTokenizer.from_pretrained(model_dir)
-    packed = open_packed(data_root)
-    normalizer = load_normalizer(data_root)
+    dataset = MotionDataset(data_root)
+    packed = open_motions(data_root)
+    normalizer = dataset.normalizer()
     run_norm = model_dir / "normalization" / "mean.npy"
     if run_norm.is_file() and not np.allclose(np.load(run_norm), normalizer.mean, atol=1e-5):
         raise ValueError(f"{run_norm}: the tokenizer was trained with other mean/std than {data_root}")
@@ -102,13 +103,12 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     lengths = np.concatenate(all_lengths) if all_lengths else np.zeros(0, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
 
-    dataset = MotionDataset(data_root)
     encoded = set(all_names)
     splits = {}
     for split in SPLITS:
         try:
-            splits[split] = [n for n in read_split(data_root, split, "t2m_60_300") if n in encoded]
-        except FileNotFoundError:
+            splits[split] = [n for n in dataset.names(split, "t2m_60_300") if n in encoded]
+        except DatasetLayoutError:
             log.warning("%s: no t2m_60_300/%s split; writing it empty", data_root, split)
             splits[split] = []
     atomic_save_npy(out_dir / "codes.npy", codes.astype(np.int32))
