@@ -1,0 +1,228 @@
+"""Prompt understanding: caption bank, coverage, retrieval and language-model rewriting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motionmillion.text.rewrite import (
+    BANK_DIR,
+    CaptionBank,
+    LanguageModelRewriter,
+    RetrievalRewriter,
+    clip_labels,
+    coverage_of,
+    parse_rewrite,
+    understand,
+    understood_requests,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests/data"
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def toy_bank() -> CaptionBank:
+    """Four training captions on the axes of a 4-d space and one unknown-movement caption."""
+    captions = ["A person walks forward.", "A person kicks with the left leg.", "A person kicks with the right leg.",
+                "A person bows sadly."]  # fmt: skip
+    embeddings = np.stack([unit(1, 0, 0, 0), unit(0, 1, 0.1, 0), unit(0, 1, -0.1, 0), unit(0, 0, 0, 1)])
+    return CaptionBank(captions, ["walk", "kick", "kick", "bow"], ["normal", "normal", "normal", "sad"],
+                       np.array([8.0, 3.0, 4.0, 5.0], dtype=np.float32), embeddings, "toy",
+                       ["a person claps"], unit(0, 0, 1, 0)[None])  # fmt: skip
+
+
+def test_bank_round_trip_keeps_captions_labels_and_cosines(tmp_path):
+    bank = toy_bank()
+    bank.save(tmp_path / BANK_DIR)
+    loaded = CaptionBank.load(tmp_path / BANK_DIR)
+    assert loaded.captions == bank.captions and loaded.contents == bank.contents and loaded.styles == bank.styles
+    assert loaded.other_captions == bank.other_captions and loaded.text_encoder == "toy"
+    np.testing.assert_allclose(loaded.seconds, bank.seconds)
+    np.testing.assert_allclose(loaded.embeddings @ loaded.embeddings.T, bank.embeddings @ bank.embeddings.T, atol=0.02)
+    assert loaded.embeddings.dtype == np.float32 and loaded.other_embeddings.shape == (1, 4)
+
+
+def test_unreadable_bank_is_a_clear_error(tmp_path):
+    (tmp_path / "captions.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable caption bank"):
+        CaptionBank.load(tmp_path)
+
+
+def test_coverage_is_high_for_known_and_low_when_an_unknown_movement_fits_better():
+    bank = toy_bank()
+    known, nearest, _ = coverage_of(bank, unit(1, 0, 0, 0), k=1)
+    unknown, _, other = coverage_of(bank, unit(0, 0.4, 1, 0), k=1)
+    assert 0.9 < known <= 1.0 and bank.captions[nearest] == "A person walks forward."
+    assert 0.0 <= unknown < 0.3 and bank.other_captions[other] == "a person claps"
+
+
+def test_retrieval_votes_for_a_movement_keeps_the_named_side_and_estimates_the_duration():
+    rewriter = RetrievalRewriter(toy_bank(), neighbours=3)
+    prompts = ["someone kicks with the left foot", "someone kicks with the right foot", "strolls ahead"]
+    # The prompt embedding sits nearer the *right* kick; the word "left" must still win.
+    embeddings = np.stack([unit(0, 1, -0.2, 0), unit(0, 1, -0.2, 0), unit(1, 0.1, 0, 0)])
+    left, right, walk = rewriter.rewrite(prompts, embeddings)
+    assert left.text == "A person kicks with the left leg." and left.seconds == pytest.approx(3.5)
+    assert right.text == "A person kicks with the right leg." and right.label == "kick/normal"
+    assert walk.text == "A person walks forward." and walk.seconds == pytest.approx(8.0)
+
+
+def test_mirrored_clips_get_the_mirrored_movement_label_and_studio_directions_are_walks():
+    record = {"label": {"content": "wave-left-hand", "style": "happy"},
+              "clips": [{"name": "b/x_00", "mirror": "b/Mx_00"}]}  # fmt: skip
+    assert clip_labels(record) == [("b/x_00", "wave-left-hand", "happy"), ("b/Mx_00", "wave-right-hand", "happy")]
+    turn = {"label": {"content": "walk-turn-left", "style": "normal"},
+            "clips": [{"name": "t", "mirror": "Mt", "turn_degrees": -85.0}]}  # fmt: skip
+    assert [c for _, c, _ in clip_labels(turn)] == ["walk-turn-right", "walk-turn-left"]
+    walk = {"label": {"content": "walk-left", "style": "sad"}, "clips": [{"name": "w", "mirror": "Mw"}]}
+    assert {c for _, c, _ in clip_labels(walk)} == {"walk"}
+
+
+@pytest.mark.parametrize(
+    ("reply", "text", "seconds"),
+    [
+        ("[A person walks forward sadly.] {4 seconds}", "A person walks forward sadly.", 4.0),
+        ("Sure! Here it is: [a person bows]\n{2.5 s}", "a person bows", 2.5),
+        ("{a person jumps} {3}", "a person jumps", 3.0),  # the paper also takes a {...} caption
+        ("[a person runs] {40 seconds}", "a person runs", 10.0),  # capped at the model's longest motion
+        ("[ a  person\nwaves ]", "a person waves", None),
+    ],
+)
+def test_parse_rewrite(reply, text, seconds):
+    parsed = parse_rewrite(reply, max_seconds=10.0)
+    assert parsed is not None and parsed.text == text and parsed.seconds == seconds
+
+
+def test_parse_rewrite_without_a_caption_is_none():
+    assert parse_rewrite("I cannot help with that. {4 seconds}") is None
+    assert parse_rewrite("") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# With the bundled model and its caption bank
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from motionmillion.pipeline import MotionPipeline
+
+    return MotionPipeline.from_pretrained(device="cpu")
+
+
+def test_bundled_model_ships_a_caption_bank_under_a_few_megabytes(pipe):
+    folder = pipe.folder / BANK_DIR
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size < 6_000_000, f"caption bank is {size / 1e6:.1f} MB"
+    info = json.loads((folder / "captions.json").read_text())
+    assert info["text_encoder"] == pipe.text_encoder.name and len(info["rows"]) > 1000
+
+
+def test_unknown_movements_are_flagged_and_known_ones_are_not(pipe):
+    swim, sit, walk, wave = understand(pipe, ["a person swims", "a person sits down on a chair",
+                                              "a person walks forward", "someone waves the right hand"])  # fmt: skip
+    for known in (walk, wave):
+        assert known.warning is None and known.coverage >= 0.5 and known.prompt_used == known.prompt
+    for unknown in (swim, sit):
+        assert 0.0 <= unknown.coverage < 0.305 and unknown.warning.startswith("the model knows no movement like")
+        assert unknown.prompt in unknown.warning and unknown.nearest in pipe_bank_captions(pipe)
+    assert "warning" not in walk.meta() and swim.meta()["warning"] == swim.warning
+
+
+def pipe_bank_captions(pipe) -> set[str]:
+    from motionmillion.text.rewrite import pipeline_bank
+
+    return set(pipeline_bank(pipe).captions)
+
+
+def test_retrieval_rewrite_with_the_bundled_bank(pipe):
+    captions = pipe_bank_captions(pipe)
+    back, left_kick = understand(pipe, ["she retreats step by step, walking backwards",
+                                        "someone kicks with the left leg"], rewrite=True)  # fmt: skip
+    for answer in (back, left_kick):
+        assert answer.prompt_used in captions and answer.rewriter == "retrieval"
+        assert 1.0 <= answer.seconds <= pipe.max_seconds and answer.understood_as.startswith(answer.prompt_used)
+    assert "(walk-back/" in back.understood_as
+    assert "(kick/" in left_kick.understood_as and "left" in left_kick.prompt_used.lower()
+
+
+def test_understood_requests_carry_the_rewrite_into_meta_and_fill_the_duration(pipe):
+    from motionmillion.pipeline import GenerationRequest
+
+    requests = [GenerationRequest("a person bows politely", seed=1),
+                GenerationRequest("a person bows politely", seconds=3.0, seed=2)]  # fmt: skip
+    plain = understood_requests(pipe, requests)
+    assert plain[0].seconds is None and "prompt_used" not in plain[0].meta and "coverage" in plain[0].meta
+    rewritten = understood_requests(pipe, requests, rewrite=True)
+    assert rewritten[0].meta["prompt_used"] in pipe_bank_captions(pipe) and rewritten[0].seconds >= 1.0
+    assert rewritten[1].seconds == 3.0 and rewritten[0].prompt == "a person bows politely"
+    # already understood: passed through unchanged
+    assert understood_requests(pipe, rewritten, rewrite=True) == rewritten
+    assert replace(rewritten[0]).meta == rewritten[0].meta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Language-model back-end, with a tiny randomly initialised Llama and a tokenizer built offline
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_lm")
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = ["Rewrite the following description of a human motion [a person walks forward sadly.] {4 seconds}",
+              "a person kicks with the left leg, waves, bows, runs, jumps"] * 20  # fmt: skip
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tokenizer.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}\nAnswer: {% endif %}"
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_language_model_rewriter_runs_offline_and_falls_back_to_the_prompt(tiny_lm, pipe):
+    answers = understand(pipe, ["a person walks forward", "a person swims"], rewrite=True, rewriter=str(tiny_lm))
+    for answer in answers:  # random weights write no [caption]: the prompt is used as written
+        assert answer.rewriter == str(tiny_lm) and answer.prompt_used == answer.prompt and answer.seconds is None
+        assert answer.coverage is not None  # coverage comes from the bank whatever the back-end
+    assert answers[1].warning is not None and "prompt_used" in answers[0].meta()
+
+
+def test_language_model_rewriter_uses_the_instruction_and_parses_the_reply(tiny_lm, monkeypatch):
+    rewriter = LanguageModelRewriter(str(tiny_lm), max_new_tokens=8, examples=["A person bows."])
+    instruction = rewriter.instruction("someone strolls sadly")
+    assert "someone strolls sadly" in instruction and "- A person bows." in instruction and instruction.endswith("Answer: ")
+    reply = rewriter.tokenizer("[a person walks forward sadly.] {4 seconds}", return_tensors="pt")["input_ids"]
+
+    def fake_generate(input_ids, **kwargs):
+        import torch
+
+        return torch.cat([input_ids, reply], dim=1)
+
+    monkeypatch.setattr(rewriter.model, "generate", fake_generate)
+    (answer,) = rewriter.rewrite(["someone strolls sadly"])
+    assert answer.text == "a person walks forward sadly." and answer.seconds == 4.0
+
+
+def test_language_model_rewriter_that_is_not_there_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="cannot load a local causal language model"):
+        LanguageModelRewriter(str(tmp_path / "missing"))
