@@ -37,9 +37,9 @@ from motionmillion.postprocess import (
     smooth_motion,
 )
 from motionmillion.postprocess.cli import postprocess_command
-from motionmillion.postprocess.ik import LEFT_LEG, solve_leg
 from motionmillion.motion.consistency import encode_consistent
-from motionmillion.postprocess.sliding import inject_sliding, leg_free_joints, pin_offsets
+from motionmillion.postprocess.ik import LEFT_LEG, solve_leg
+from motionmillion.postprocess.sliding import SlidingConfig, inject_glide, inject_sliding, leg_free_joints, pin_offsets
 
 WALK_BVH = (
     Path(__file__).parents[1]
@@ -165,12 +165,12 @@ def test_fix_removes_injected_sliding_and_keeps_the_body(walk):
     after = foot_skating(decode_joints(fixed), 30.0)
     assert after < 0.3 * before
     free = leg_free_joints()
-    # The upper body keeps its pose relative to the pelvis; the pelvis may only move horizontally
-    # (glide removal: on a 3 s clip part of the hips' sway reads as a glide).
+    # The upper body keeps its pose relative to the pelvis; the pelvis may only move horizontally:
+    # on a 3 s clip the slow sway of the hips is partly read as a glide of the body (up to 15 cm).
     out, ref = decode_joints(fixed), decode_joints(sliding)
     np.testing.assert_allclose(out[:, free] - out[:, :1], ref[:, free] - ref[:, :1], atol=1e-6)
     np.testing.assert_allclose(out[:, 0, 1], ref[:, 0, 1], atol=1e-9)
-    assert np.abs(out[:, 0] - ref[:, 0]).max() < 0.1
+    assert np.abs(out[:, 0] - ref[:, 0]).max() < 0.2
     assert fk_error(fixed) < 1e-5
     # Frame-0 placement (heading, pelvis position) is unchanged.
     np.testing.assert_allclose(fixed[0, 2:11], sliding[0, 2:11], atol=1e-9)
@@ -179,6 +179,37 @@ def test_fix_removes_injected_sliding_and_keeps_the_body(walk):
     rot_out, _ = decode_rotations(fixed)
     changed = np.abs(rot_out - rot_in).max(axis=(0, 2, 3)) > 1e-9
     assert set(np.flatnonzero(changed)) <= {1, 2, 4, 5, 7, 8}
+
+
+BYE_BVH = WALK_BVH.with_name("dataset-1_bye_normal_001.bvh")
+
+
+@pytest.mark.parametrize("speed", [0.05, 0.1])
+def test_fix_removes_a_whole_body_glide_by_moving_the_root(speed):
+    """A body drifting over planted feet: the root goes back, the feet stop, the pose is kept."""
+    from motionmillion.motion.bvh import bvh_to_features
+
+    clean = bvh_to_features(BYE_BVH)  # standing and waving: feet planted throughout
+    gliding = inject_glide(clean, speed=speed, seed=3)
+    before = foot_skating(decode_joints(gliding), 30.0)
+    assert before > foot_skating(decode_joints(clean), 30.0) + 0.8 * speed
+    fixed = fix_foot_sliding(gliding)
+    out, ref, truth = decode_joints(fixed), decode_joints(gliding), decode_joints(clean)
+    assert foot_skating(out, 30.0) < 0.2 * before
+    # The body is brought back towards where the clean clip stands; leg IK alone leaves it gliding.
+    leg_ik_only = decode_joints(fix_foot_sliding(gliding, config=SlidingConfig(glide_seconds=0)))
+    error = np.linalg.norm(out - truth, axis=-1).mean()
+    assert error < 0.5 * np.linalg.norm(leg_ik_only - truth, axis=-1).mean()
+    # Everything but the legs keeps its pose relative to the pelvis, and the pelvis its height.
+    free = leg_free_joints()
+    np.testing.assert_allclose(out[:, free] - out[:, :1], ref[:, free] - ref[:, :1], atol=1e-6)
+    np.testing.assert_allclose(out[:, 0, 1], ref[:, 0, 1], atol=1e-9)
+
+
+def test_clean_walk_is_not_moved_by_glide_removal(walk):
+    """Real capture creeps a little on planted feet; that alone must not move the body."""
+    shift = decode_joints(fix_foot_sliding(walk))[:, 0] - decode_joints(walk)[:, 0]
+    assert np.abs(shift).max() < 0.01  # its creep (~4 cm/s at most) is left to the leg IK
 
 
 def test_fix_on_a_motion_whose_rotations_disagree_with_its_positions(walk, rng):
@@ -193,8 +224,10 @@ def test_fix_on_a_motion_whose_rotations_disagree_with_its_positions(walk, rng):
     fixed = fix_foot_sliding(generated)
     assert fk_error(fixed) < 1e-5
     free = leg_free_joints()
-    change = np.linalg.norm(decode_joints(fixed)[:, free] - decode_joints(generated)[:, free], axis=-1)
-    assert change.mean() < 0.002  # the rotations were turned onto the positions; the body did not move
+    out, ref = decode_joints(fixed), decode_joints(generated)
+    change = np.linalg.norm((out[:, free] - out[:, :1]) - (ref[:, free] - ref[:, :1]), axis=-1)
+    assert change.mean() < 0.002  # the rotations were turned onto the positions
+    assert np.abs(out[:, 0] - ref[:, 0]).max() < 0.01  # no re-canonicalising turn or shift
 
 
 def test_fix_keeps_float32(walk):

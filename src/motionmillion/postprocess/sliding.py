@@ -54,22 +54,26 @@ class SlidingConfig:
 DEFAULT_SLIDING = SlidingConfig()
 
 
+GLIDE_RAMP = 0.01  # m/s over which a glide goes from left alone to removed whole
+
+
 def remove_glide(
     joints: np.ndarray,
     root_positions: np.ndarray,
     contacts: np.ndarray,
     fps: float,
     glide_seconds: float,
-    min_speed: float = 0.03,
+    min_speed: float = 0.04,
     settle_frames: int = 3,
 ) -> np.ndarray:
     """Root positions (T, 3) without the body's glide over planted feet.
 
-    The glide is the horizontal displacement per frame of the stillest foot joint in contact at both
-    ends of a frame step (ignoring the first and last ``settle_frames`` of each contact), low-passed with a Gaussian of ``glide_seconds`` (normalised by how many
-    steps had a contact nearby, so a run's flight phases do not dilute it) and faded out where no
-    foot is planted; only its speed above ``min_speed`` (m/s) counts. Its running sum is taken off
-    the root's x/z, so the whole body moves back, its pose relative to the pelvis unchanged.
+    The glide is the mean horizontal displacement per frame of the foot joints in contact at both
+    ends of a frame step (ignoring the first and last ``settle_frames`` of each contact), low-passed
+    with a Gaussian of ``glide_seconds`` (normalised by how many steps had a contact nearby, so a
+    run's flight phases do not dilute it), faded out where no foot is planted, and kept only where
+    it is faster than ``min_speed`` (m/s; fully from 1 cm/s more). Its running sum is taken off the
+    root's x/z, so the whole body moves back, its pose relative to the pelvis unchanged.
     """
     root_positions = np.array(root_positions, dtype=np.float64)
     if glide_seconds <= 0 or len(joints) < 2:
@@ -80,19 +84,16 @@ def remove_glide(
         contacts = binary_erosion(contacts, np.ones((2 * settle_frames + 1, 1), dtype=bool), border_value=0)
     planted = contacts[:-1] & contacts[1:]  # (T-1, 4)
     steps = np.diff(joints[:, CONTACT_JOINTS][..., [0, 2]], axis=0)  # (T-1, 4, 2)
-    # The stillest planted joint: a glide moves every planted joint alike, while a heel rolling off
-    # or a foot still landing adds its own motion (averaging them would pull a clean walk back).
-    speed = np.where(planted, np.linalg.norm(steps, axis=-1), np.inf)
-    glide = steps[np.arange(len(steps)), speed.argmin(axis=1)]
     present = planted.any(axis=1).astype(np.float64)
-    glide *= present[:, None]
+    glide = (steps * planted[..., None]).sum(axis=1) / np.maximum(planted.sum(axis=1), 1)[:, None]
     sigma = glide_seconds * fps
     smoothed = gaussian_filter1d(glide, sigma, axis=0, mode="nearest")
     smoothed /= np.maximum(gaussian_filter1d(present, sigma, mode="nearest"), 1e-6)[:, None]
-    # Real capture creeps a little on planted feet too (a clean walk would be pulled back by
-    # decimetres): only the part of the glide above that speed moves the root; the leg IK pins the rest.
+    # Real capture creeps on planted feet too (up to ~4 cm/s on Bandai walks; removing that would
+    # pull a clean walk back by decimetres): a glide slower than min_speed is left to the leg IK, one
+    # faster than min_speed + 1 cm/s is removed whole, with a linear ramp in between.
     speed = np.linalg.norm(smoothed, axis=-1) * fps
-    smoothed *= (np.maximum(speed - min_speed, 0.0) / np.maximum(speed, 1e-12))[:, None]
+    smoothed *= np.clip((speed - min_speed) / GLIDE_RAMP, 0.0, 1.0)[:, None]
     # Fade in/out over a few frames around contacts instead of switching (no velocity jump).
     smoothed *= gaussian_filter1d(present, 2.0, mode="nearest")[:, None]
     root_positions[1:, [0, 2]] -= np.cumsum(smoothed, axis=0)
