@@ -3,7 +3,9 @@
 Whole clips (mirrored copies are separate "M" clips already) are cropped to a multiple of
 frames_per_token from the start and encoded one at a time (no padding, so ids do not depend on the
 batch). Work is done in chunks written atomically to ENCODED/.parts/, so a killed job resumes where it
-stopped; the final files are assembled at the end and the parts removed. Clips with NaN/infinite
+stopped; the final files are assembled at the end and the parts removed. Under ``accelerate launch``
+the chunks are dealt out to the processes (chunk k to rank k % world, each on its own device) and rank 0
+assembles them: the files are the same as one process writes. Clips with NaN/infinite
 values or fewer frames than one token are skipped and listed in skipped.json.
 """
 
@@ -36,6 +38,7 @@ def _fingerprint(model_dir: Path, data_root: Path, names: list[str]) -> str:
 
 
 def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | Path, progress: bool = True) -> Path:
+    from accelerate import PartialState
     from tqdm.auto import tqdm
 
     from motionmillion.data.layout import DatasetLayoutError, MotionDataset
@@ -43,7 +46,11 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     from motionmillion.tokenizer.model import MotionTokenizer
 
     model_dir, data_root, out_dir = Path(model_dir), Path(data_root), Path(out_dir)
-    model = MotionTokenizer.from_pretrained(model_dir)
+    # One process unless launched by accelerate; on CPUs accelerate joins processes (gloo) only with cpu=True.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    rank, world = state.process_index, state.num_processes
+    device = state.device if state.device.type == "cuda" else torch.device("cpu")
+    model = MotionTokenizer.from_pretrained(model_dir).to(device)
     dataset = MotionDataset(data_root)
     packed = open_motions(data_root)
     normalizer = dataset.normalizer()
@@ -56,16 +63,20 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     parts_dir = out_dir / ".parts"
     job_path = parts_dir / "job.json"
     fingerprint = _fingerprint(model_dir, data_root, names)
-    if job_path.is_file() and json.loads(job_path.read_text()).get("fingerprint") != fingerprint:
-        log.warning("%s: tokenizer or dataset changed since the interrupted job; starting over", parts_dir)
-        shutil.rmtree(parts_dir)
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(job_path, {"fingerprint": fingerprint, "clips": len(names), "chunk": CHUNK})
+    if state.is_main_process:
+        if job_path.is_file() and json.loads(job_path.read_text()).get("fingerprint") != fingerprint:
+            log.warning("%s: tokenizer or dataset changed since the interrupted job; starting over", parts_dir)
+            shutil.rmtree(parts_dir)
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(job_path, {"fingerprint": fingerprint, "clips": len(names), "chunk": CHUNK})
+    state.wait_for_everyone()
 
     chunks = range(0, len(names), CHUNK)
-    bar = tqdm(total=len(names), disable=not progress, desc="encode", dynamic_ncols=True)
+    mine = [start for k, start in enumerate(chunks) if k % world == rank]
+    bar = tqdm(total=sum(len(names[s : s + CHUNK]) for s in mine), disable=not progress or not state.is_main_process,
+               desc="encode", dynamic_ncols=True)  # fmt: skip
     with torch.inference_mode():
-        for chunk_start in chunks:
+        for chunk_start in mine:
             part = parts_dir / f"part_{chunk_start // CHUNK:06d}.npz"
             chunk_names = names[chunk_start : chunk_start + CHUNK]
             if part.is_file():
@@ -81,8 +92,8 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
                     frame = int(np.nonzero(~np.isfinite(features).all(axis=1))[0][0])
                     skipped.append(f"{name}: NaN/infinite values (first at frame {frame})")
                 else:
-                    x = torch.from_numpy(normalizer.normalize(features[:length]))[None]
-                    codes.append(model.encode(x)[0].numpy().astype(np.int32))
+                    x = torch.from_numpy(normalizer.normalize(features[:length]))[None].to(device)
+                    codes.append(model.encode(x)[0].cpu().numpy().astype(np.int32))
                     kept.append(name)
                 bar.update(1)
             lengths = np.array([len(c) for c in codes], dtype=np.int64)
@@ -91,6 +102,10 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
                 np.savez(f, names=np.array(kept, dtype=str), codes=flat, lengths=lengths,
                          skipped=np.array(skipped, dtype=str))  # fmt: skip
     bar.close()
+    state.wait_for_everyone()  # every part exists
+    if not state.is_main_process:
+        state.wait_for_everyone()  # until rank 0 has written the result
+        return out_dir
 
     all_names, all_codes, all_lengths, all_skipped = [], [], [], []
     for k in range(len(chunks)):
@@ -128,6 +143,7 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     shutil.rmtree(parts_dir)
     if all_skipped:
         log.warning("skipped %d clip(s): %s", len(all_skipped), "; ".join(all_skipped[:5]))
+    state.wait_for_everyone()
     return out_dir
 
 
