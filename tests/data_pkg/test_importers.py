@@ -10,6 +10,7 @@ from motionmillion.data.importers import (
     CMU_WINDOWS,
     WindowPolicy,
     assign_splits,
+    clip_labels,
     finalize_dataset,
     import_bvh,
     load_records,
@@ -46,6 +47,17 @@ def test_bandai_import_writes_clips_mirrors_captions(bandai_dataset):
     normalizer = dataset.normalizer()
     assert normalizer.mean.shape == (272,) and (normalizer.std > 0).all()
     assert len(dataset.names("all", "tokenizer_96")) == 6
+
+
+def test_clip_labels_come_from_the_import_records(bandai_dataset):
+    out, _ = bandai_dataset
+    labels = clip_labels(out)
+    assert len(labels) == 6
+    wave = labels["bandai/dataset-2_wave-left-hand_normal_001"]
+    mirrored = labels["bandai/Mdataset-2_wave-left-hand_normal_001"]
+    assert (wave.content, wave.style, wave.mirrored) == ("wave-left-hand", "normal", False)
+    assert (mirrored.content, mirrored.mirrored) == ("wave-right-hand", True)  # the mirror waves the other hand
+    assert wave.recipe != mirrored.recipe and wave.group == mirrored.group
 
 
 def test_second_import_resumes_without_redoing(bandai_dataset):

@@ -16,7 +16,7 @@ KINDS = {
 
 def synthetic_clips(num_per_kind: int, seed: int, prefix: str) -> ClipSet:
     rng = np.random.default_rng(seed)
-    names, motions, captions = [], [], []
+    names, motions, captions, labels = [], [], [], []
     for k, (kind, caps) in enumerate(KINDS.items()):
         signature = np.random.default_rng(100 + k).normal(size=272)  # same across splits
         for i in range(num_per_kind):
@@ -26,7 +26,8 @@ def synthetic_clips(num_per_kind: int, seed: int, prefix: str) -> ClipSet:
             names.append(f"{prefix}/dataset-1_{kind}_style{i % 3}_{i:03d}")
             motions.append(motion.astype(np.float32))
             captions.append(list(caps))
-    return ClipSet(names, motions, captions)
+            labels.append(f"{kind}/style{i % 3}")  # takes of one content/style: not each other's negatives
+    return ClipSet(names, motions, captions, labels)
 
 
 @pytest.fixture(scope="session")

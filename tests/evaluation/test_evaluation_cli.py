@@ -4,14 +4,15 @@ import json
 
 from typer.testing import CliRunner
 
-from motionmillion.evaluation.cli import eval_app, evaluator_app
+from motionmillion.cli import app
 from motionmillion.evaluation.evaluator import Evaluator
 
 
 def test_evaluator_train_cli(tmp_path, synthetic_dataset):
     out = tmp_path / "run"
-    args = ["train", "--data", str(synthetic_dataset), "--out", str(out), "--preset", "tiny", "--epochs", "1", "--batch-size", "16"]
-    result = CliRunner().invoke(evaluator_app, args)
+    args = ["evaluator", "train", "--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny",
+            "--set", "epochs=1", "--set", "batch_size=16"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "t2m@5" in result.output
     assert (out / "train.log").is_file() and json.loads((out / "metrics.json").read_text())["test"]["num_clips"] == 40
@@ -19,9 +20,9 @@ def test_evaluator_train_cli(tmp_path, synthetic_dataset):
 
 
 def test_cli_bad_inputs(tmp_path):
-    result = CliRunner().invoke(evaluator_app, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["evaluator", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "not a MotionMillion dataset" in result.output
     model = tmp_path / "model"
     model.mkdir()
-    result = CliRunner().invoke(eval_app, ["generator", "--model", str(model), "--data", str(tmp_path), "--json", str(tmp_path / "o.json")])
+    result = CliRunner().invoke(app, ["eval", "generator", "--model", str(model), "--data", str(tmp_path), "--json", str(tmp_path / "o.json")])
     assert result.exit_code == 2 and "no evaluator/ folder" in result.output

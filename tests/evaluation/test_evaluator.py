@@ -5,20 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
-
-from motionmillion.utils.model_folder import CheckpointError
 import torch
 
 from motionmillion.evaluation.evaluator import Evaluator, EvaluatorConfig, EvaluatorModel, pad_motions
-from motionmillion.evaluation.train import TrainConfig, info_nce, negative_mask, recipe_label, train_evaluator
+from motionmillion.evaluation.train import TrainConfig, info_nce, negative_mask, train_evaluator
 from motionmillion.motion.representation import InvalidMotionError
-
-
-def test_recipe_label():
-    assert recipe_label("bandai/Mdataset-1_walk_sad_003") == "Mdataset-1_walk_sad"
-    assert recipe_label("bandai/dataset-2_raise-up-left-hand_active_12") == "dataset-2_raise-up-left-hand_active"
-    assert recipe_label("bandai/dataset-1_bye_not-confident_001_02") == "dataset-1_bye_not-confident"
-    assert recipe_label("cmu/salsa_01_clip3") == "cmu/salsa_01_clip3"
+from motionmillion.utils.model_folder import CheckpointError
 
 
 def test_negative_mask_and_info_nce():
@@ -64,7 +56,9 @@ def test_train_save_load_resume(tmp_path, synthetic_splits, identity_normalizer,
     # Resume: asking for one more epoch continues from the checkpoint instead of restarting.
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    config = TrainConfig(**json.loads((run / "checkpoint" / "state.json").read_text())["train_config"])
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())["dir"]
+    state = json.loads((run / "checkpoints" / latest / "trainer_state.json").read_text())
+    config = TrainConfig(**state["run_config"]["train"])
     config.epochs += 1
     report2 = train_evaluator("synthetic", run, config, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
     assert report2["training"]["epochs_run"] == 7 and len(report2["training"]["history"]) == 7

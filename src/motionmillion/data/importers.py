@@ -389,6 +389,41 @@ def load_records(out: str | Path) -> list[dict]:
     return records
 
 
+@dataclass(frozen=True)
+class ClipLabel:
+    """What the import records say about one stored clip (the one source of clip labels)."""
+
+    content: str  # the labelled movement as performed ("walk-turn-left" only when the measured turn says so)
+    style: str
+    stratum: str  # the source's content/style group, shared by all its takes
+    group: str  # the take, kept within one split
+    mirrored: bool
+
+    @property
+    def recipe(self) -> str:
+        """All takes and windows of one content/style (and mirroring): clips that are near-duplicates."""
+        return f"{self.stratum}/mirrored" if self.mirrored else self.stratum
+
+
+def clip_labels(out: str | Path) -> dict[str, ClipLabel]:
+    """{clip name: ClipLabel} for every clip (and mirrored clip) of the dataset's import records; clips
+    written by other means have none."""
+    labels: dict[str, ClipLabel] = {}
+    for record in load_records(out):
+        label = record.get("label", {})
+        content = label.get("content") or label.get("category") or ""
+        style = label.get("style", "")
+        for clip in record["clips"]:
+            clip_content = content
+            if content.startswith("walk-turn-") and "turn_degrees" in clip:
+                turn = clip["turn_degrees"]
+                clip_content = "walk" if abs(turn) < caps.STRAIGHT else f"walk-turn-{'left' if turn > 0 else 'right'}"
+            labels[clip["name"]] = ClipLabel(clip_content, style, record["stratum"], record["group"], False)
+            labels[clip["mirror"]] = ClipLabel(caps.swap_left_right(clip_content), style, record["stratum"],
+                                               record["group"], True)  # fmt: skip
+    return labels
+
+
 def assign_splits(groups_by_stratum: dict[str, list[str]], fractions=SPLIT_FRACTIONS) -> dict[str, str]:
     """Group -> "train" | "val" | "test", deterministic, within each stratum.
 

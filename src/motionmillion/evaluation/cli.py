@@ -16,38 +16,13 @@ def _evaluator_group() -> None:
     """Train the text-motion evaluator (kept a command group even with one command)."""
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
-def _setup_logging(log_file: Path | None = None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-
-
-def default_model_path() -> Path:
-    """The bundled default pipeline folder, as the pipeline module names it."""
-    try:
-        import motionmillion.pipeline as pipeline
-    except ImportError as err:
-        raise FileNotFoundError(f"no bundled default model: motionmillion.pipeline cannot be imported ({err}); pass --model") from err
-    for attr in ("default_model_path", "DEFAULT_MODEL_PATH", "DEFAULT_PIPELINE_PATH", "bundled_model_path"):
-        value = getattr(pipeline, attr, None)
-        if value is not None:
-            path = Path(value() if callable(value) else value)
-            if not path.is_dir():
-                raise FileNotFoundError(f"the bundled default model is missing at {path}; reinstall the package or pass --model")
-            return path
-    raise FileNotFoundError("no bundled default model is declared by motionmillion.pipeline; pass --model")
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
 def _resolve(model: Path | None, evaluator: Path | None) -> tuple[Path, Path]:
+    from motionmillion.pipeline import default_model_path
+
     model = model if model is not None else default_model_path()
     if not model.is_dir():
         raise FileNotFoundError(f"{model}: model folder not found")
@@ -68,28 +43,27 @@ def _load(model: Path, evaluator: Path):
 @evaluator_app.command("train")
 def train_command(
     data: Path = typer.Option(..., "--data", help="Dataset folder (MotionMillion layout)."),
-    out: Path = typer.Option(..., "--out", help="Run folder: evaluator files, checkpoint/, train.log, metrics.json."),
-    preset: str = typer.Option("small", "--preset", help="tiny | small | base | paper"),
-    epochs: int = typer.Option(40, "--epochs", min=1),
-    batch_size: int = typer.Option(64, "--batch-size", min=2),
-    lr: float = typer.Option(3e-4, "--lr"),
-    max_minutes: float = typer.Option(None, "--max-minutes", help="Stop after this much training time and finish."),
-    kind: str = typer.Option("t2m_60_300", "--kind", help="Split family under split/version1/."),
-    seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(None, "--threads", help="torch CPU threads."),
+    out: Path = typer.Option(..., "--out", help="Run folder: evaluator files, checkpoints/, train.log, metrics.json."),
+    config: str = typer.Option("small", "--config", help="Preset: tiny | small | base | paper."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a setting: key=value or section.key=value "
+                                   "(sections model, train), e.g. --set epochs=25 --set latent_dim=256"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0 = torch default)."),
 ) -> None:
-    """Train the evaluator contrastively; resumes from OUT/checkpoint; reports test recall@1/5/10."""
+    """Train the evaluator contrastively; resumes from OUT/checkpoints; reports test recall@1/5/10."""
     import json
 
-    from motionmillion.evaluation.train import TrainConfig, train_evaluator
+    import torch
 
-    _setup_logging(out / "train.log")
-    config = TrainConfig(preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, max_minutes=max_minutes,
-                         split_kind=kind, seed=seed, num_threads=threads)
-    try:
-        report = train_evaluator(data, out, config)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    from motionmillion.evaluation.evaluator import PRESETS
+    from motionmillion.evaluation.train import TrainConfig, train_evaluator
+    from motionmillion.training import apply_overrides
+
+    train_config = TrainConfig(preset=config)
+    sections = apply_overrides({"model": PRESETS[config], "train": train_config}, set_ or [])
+    if threads > 0:
+        torch.set_num_threads(threads)
+    report = train_evaluator(data, out, sections["train"], sections["model"], progress=progress)
     test = report["test"]
     summary = {k: round(v, 4) for k, v in test.items() if isinstance(v, float)}
     typer.echo(json.dumps({"test": summary, "sanity": report["sanity"], "weights_sha256": report["weights_sha256"]}, indent=2))
@@ -115,14 +89,11 @@ def eval_generator_command(
     from motionmillion.evaluation.runners import GeneratorEvalConfig, evaluate_generator
 
     _setup_logging()
-    try:
-        model, evaluator = _resolve(model, evaluator)
-        pipe, ev = _load(model, evaluator)
-        config = GeneratorEvalConfig(split=split, kind=kind, repeats=repeats, seed=seed, own_length=own_length,
-                                     mm_texts=mm_texts, mm_samples=mm_samples, batch_size=batch_size)
-        result = evaluate_generator(pipe, ev, data, config, model_name=str(model), evaluator_path=str(evaluator))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    model, evaluator = _resolve(model, evaluator)
+    pipe, ev = _load(model, evaluator)
+    config = GeneratorEvalConfig(split=split, kind=kind, repeats=repeats, seed=seed, own_length=own_length,
+                                 mm_texts=mm_texts, mm_samples=mm_samples, batch_size=batch_size)
+    result = evaluate_generator(pipe, ev, data, config, model_name=str(model), evaluator_path=str(evaluator))
     written = write_report(result, json_out, f"Generator evaluation: {model.name} on {kind}/{split}")
     typer.echo(f"wrote {', '.join(str(p) for p in written.values())}")
 
@@ -143,12 +114,9 @@ def eval_prompts_command(
     from motionmillion.evaluation.runners import evaluate_prompts
 
     _setup_logging()
-    try:
-        model, evaluator = _resolve(model, evaluator)
-        pipe, ev = _load(model, evaluator)
-        result = evaluate_prompts(pipe, ev, prompts, samples=samples, seed=seed, dataset_root=data,
-                                  batch_size=batch_size, model_name=str(model), evaluator_path=str(evaluator))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    model, evaluator = _resolve(model, evaluator)
+    pipe, ev = _load(model, evaluator)
+    result = evaluate_prompts(pipe, ev, prompts, samples=samples, seed=seed, dataset_root=data,
+                              batch_size=batch_size, model_name=str(model), evaluator_path=str(evaluator))
     written = write_report(result, json_out, f"Prompt-set evaluation: {prompts.name} with {model.name}")
     typer.echo(f"wrote {', '.join(str(p) for p in written.values())}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -360,20 +359,20 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
     return items
 
 
-_BANDAI_CONTENT = re.compile(r"^dataset-\d+_([^_]+)_[^_]+(?:_\d+)+$")  # content, style, take[, window]
-
-
 def content_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300") -> dict[str, np.ndarray]:
-    """Mean unit motion embedding of the unmirrored Bandai clips of each canonical content (all splits)."""
+    """Mean unit motion embedding of the unmirrored clips of each canonical content (all splits), with
+    contents from the dataset's import records."""
+    from motionmillion.data.importers import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)
+    labels = clip_labels(dataset_root)
     by_content: dict[str, list[str]] = {}
     reverse = {name: label for label, (_, names) in CONTENTS.items() for name in names}
     for name in dataset.names("all", kind=kind):
-        match = _BANDAI_CONTENT.match(name.rsplit("/", 1)[-1])
-        if match and match.group(1) in reverse:
-            by_content.setdefault(reverse[match.group(1)], []).append(name)
+        label = labels.get(name)
+        if label is not None and not label.mirrored and label.content in reverse:
+            by_content.setdefault(reverse[label.content], []).append(name)
     out = {}
     for label, names in by_content.items():
         emb = evaluator.encode_motion([dataset.motion(n) for n in names])

@@ -4,22 +4,20 @@
 text encoder's token features once per distinct caption, trains with a symmetric InfoNCE loss on
 cosine similarities (temperature 0.1), keeps the checkpoint with the best validation retrieval, and
 writes the evaluator folder plus ``metrics.json`` with test retrieval recall@1/5/10, R-precision
-among 32 and real-vs-real sanity figures. It resumes from ``run_dir/checkpoint`` after an interruption.
+among 32 and real-vs-real sanity figures. It resumes from ``run_dir/checkpoints`` after an interruption.
 
 Negatives: inside a batch, pair (i, j) is not used as a negative when the two captions are near
 duplicates (cosine of their mean-pooled sentence embeddings > ``duplicate_threshold``) or the two
-clips share a recipe label (Bandai names ``[M]dataset-N_<content>_<style>_<take>`` -> content, style
-and mirroring; other names are their own label).
+clips share a recipe label (from the dataset's import records: content/style and mirroring; clips without
+a record are their own label).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +33,17 @@ from motionmillion.evaluation.evaluator import (
     pad_motions,
 )
 from motionmillion.evaluation import metrics
-from motionmillion.text import TextFeatureCache
 from motionmillion.motion.normalization import Normalizer
+from motionmillion.text import TextFeatureCache
+from motionmillion.training import Checkpoints, RunLog, check_resume, lr_at
+from motionmillion.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainConfig:
-    preset: str = "small"
+    preset: str = "small"  # the EvaluatorConfig preset (the `model` section; `--set latent_dim=...` changes it)
     epochs: int = 40
     batch_size: int = 64
     lr: float = 3e-4
@@ -55,14 +55,18 @@ class TrainConfig:
     crop_min: float = 0.8
     split_kind: str = "t2m_60_300"
     seed: int = 0
-    max_minutes: float | None = None  # stop (and finish normally) after this much training time
-    num_threads: int | None = None
-    model: dict = field(default_factory=dict)  # overrides of the preset's EvaluatorConfig fields
+    max_minutes: float = 0.0  # stop (and finish normally) after this much training time (0 = no limit)
+    keep_checkpoints: int = 2
 
-    def evaluator_config(self) -> EvaluatorConfig:
+    def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown evaluator preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        return EvaluatorConfig.from_dict({**asdict(PRESETS[self.preset]), **self.model})
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ValueError(f"bad training sizes: epochs={self.epochs} batch_size={self.batch_size} lr={self.lr}")
+
+
+# Fields that may change when a run is resumed: a longer run or another time budget.
+RESUMABLE_CHANGES = {"epochs", "max_minutes", "keep_checkpoints"}
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -75,32 +79,26 @@ class ClipSet:
     names: list[str]
     motions: list[np.ndarray]
     captions: list[list[str]]
+    # Clips with the same label are near-duplicates (takes of one content/style): never each other's
+    # negatives. From the import records (data.importers.ClipLabel.recipe); default: each clip its own.
+    labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = list(self.names)
 
     def __len__(self) -> int:
         return len(self.names)
 
-    @property
-    def labels(self) -> list[str]:
-        return [recipe_label(n) for n in self.names]
-
-
-_BANDAI = re.compile(r"^(M?dataset-\d+_[^_]+_[^_]+)(?:_\d+)+$")
-
-
-def recipe_label(name: str) -> str:
-    """'bandai/Mdataset-1_walk_sad_003[_01]' -> 'Mdataset-1_walk_sad' (all takes and windows of one
-    recipe); other names are their own label."""
-    base = name.rsplit("/", 1)[-1]
-    match = _BANDAI.match(base)
-    return match.group(1) if match else name
-
 
 def load_split(dataset_root: str | Path, split: str, kind: str = "t2m_60_300") -> ClipSet:
     """Read one split with ``MotionDataset`` (captions) and ``PackedMotions`` when packed, skipping bad clips."""
+    from motionmillion.data.importers import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)
     names = dataset.names(split, kind=kind)
+    recorded = clip_labels(dataset_root)
     packed = None
     if (Path(dataset_root) / "packed" / "index.npz").is_file():
         from motionmillion.data.packed import PackedMotions
@@ -125,7 +123,8 @@ def load_split(dataset_root: str | Path, split: str, kind: str = "t2m_60_300") -
         log.warning("%s/%s: skipped %d clip(s), e.g. %s", kind, split, len(skipped), skipped[:3])
     if not keep_names:
         raise ValueError(f"{dataset_root}: split {kind}/{split} has no usable clips")
-    return ClipSet(keep_names, motions, captions)
+    labels = [recorded[name].recipe if name in recorded else name for name in keep_names]
+    return ClipSet(keep_names, motions, captions, labels)
 
 
 # ----------------------------------------------------------------------------------------- loss
@@ -185,35 +184,6 @@ def retrieval_report(model, clips: ClipSet, cache: TextFeatureCache, normalizer:
 # ----------------------------------------------------------------------------------------- training
 
 
-def _save_checkpoint(folder: Path, model, optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
-
-    from motionmillion.utils.io import atomic_path, atomic_write_json
-
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    opt = optimizer.state_dict()
-    tensors = {f"{pid}.{key}": value.reshape(-1) if value.ndim == 0 else value
-               for pid, s in opt["state"].items() for key, value in s.items()}
-    with atomic_path(folder / "optimizer.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    atomic_write_json(folder / "state.json", {**state, "param_groups": opt["param_groups"]})
-
-
-def _load_checkpoint(folder: Path, model, optimizer) -> dict:
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    state = json.loads((folder / "state.json").read_text())
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        pid, name = key.split(".", 1)
-        opt_state.setdefault(int(pid), {})[name] = value.reshape(()) if name == "step" else value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
-    return state
-
-
 def _augment(motion: np.ndarray, rng: np.random.Generator, config: TrainConfig, max_frames: int) -> np.ndarray:
     length = len(motion)
     keep = length
@@ -224,119 +194,161 @@ def _augment(motion: np.ndarray, rng: np.random.Generator, config: TrainConfig, 
     return motion[start : start + keep]
 
 
+class EvaluatorTrainer:
+    """setup (clips, text cache, model, resume) -> fit (epochs; validate after each, keep the best) ->
+    finalize (the evaluator folder + metrics.json). Checkpoints: motionmillion.training.Checkpoints."""
+
+    def __init__(self, dataset_root, run_dir: str | Path, config: TrainConfig, model_config: EvaluatorConfig,
+                 splits: dict[str, ClipSet] | None = None, normalizer: Normalizer | None = None,
+                 progress: bool = True) -> None:  # fmt: skip
+        self.dataset_root, self.run_dir = dataset_root, Path(run_dir)
+        self.config, self.model_config = config, model_config
+        self.splits, self.normalizer, self.progress = splits, normalizer, progress
+
+    def setup(self) -> EvaluatorTrainer:
+        config, run_dir = self.config, self.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_log = RunLog(run_dir, is_main=True)
+        if self.splits is None:
+            self.splits = {s: load_split(self.dataset_root, s, config.split_kind) for s in ("train", "val", "test")}
+        if self.normalizer is None:
+            from motionmillion.data.layout import MotionDataset
+
+            self.normalizer = MotionDataset(self.dataset_root).normalizer()
+        self.train_clips, self.val_clips = self.splits["train"], self.splits.get("val") or self.splits["test"]
+        if len(self.train_clips) < 2:
+            raise ValueError(f"{self.dataset_root}: the train split needs at least 2 clips, has {len(self.train_clips)}")
+        log.info("clips: %s", {k: len(v) for k, v in self.splits.items()})
+        captions = [c for s in self.splits.values() for caps in s.captions for c in caps]
+        self.cache = TextFeatureCache.build(run_dir / "text_cache", captions, self.model_config.text_encoder,
+                                            self.model_config.text_max_length)  # fmt: skip
+        self.train_norm = [self.normalizer.normalize(m.astype(np.float64)).astype(np.float32)
+                           for m in self.train_clips.motions]  # fmt: skip
+
+        torch.manual_seed(config.seed)
+        self.model = EvaluatorModel(self.model_config)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = max(1, len(self.train_clips) // config.batch_size)
+        self.state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "best_score": -1.0, "best_epoch": -1, "history": []}
+        self.checkpoints = Checkpoints(run_dir, config.keep_checkpoints)
+        run_config = {"model": asdict(self.model_config), "train": asdict(config)}
+        resume = self.checkpoints.latest()
+        if resume is not None:
+            folder, state = resume
+            check_resume(state["run_config"], run_config, folder / "trainer_state.json", RESUMABLE_CHANGES)
+            self._load(folder)
+            self.state = {k: v for k, v in state.items() if k not in ("run_config",)}
+            log.info("resumed from epoch %d (step %d)", self.state["epoch"], self.state["step"])
+        self.run_config = run_config
+        log.info("evaluator %s: %.2fM trainable parameters", config.preset,
+                 sum(p.numel() for p in self.model.parameters()) / 1e6)  # fmt: skip
+        return self
+
+    def fit(self) -> dict:
+        from tqdm.auto import tqdm
+
+        config, state = self.config, self.state
+        total_steps = self.steps_per_epoch * config.epochs
+        started = time.time() - state["elapsed_s"]
+        for epoch in range(state["epoch"], config.epochs):
+            if config.max_minutes and state["elapsed_s"] > config.max_minutes * 60:
+                log.info("time budget of %.1f min reached after %d epochs", config.max_minutes, epoch)
+                break
+            self.model.train()
+            rng = np.random.default_rng(config.seed * 1000 + epoch)
+            order = rng.permutation(len(self.train_clips))
+            bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
+                       leave=False)  # fmt: skip
+            losses = []
+            for b in bar:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(state["step"], config.lr, total_steps, config.warmup_steps)
+                loss = self._loss(order[b * config.batch_size : (b + 1) * config.batch_size], rng)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.optimizer.step()
+                state["step"] += 1
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            val_report = self.validate()
+            score = (val_report["dedup_t2m@5"] + val_report["dedup_m2t@5"]) / 2
+            state["elapsed_s"], state["epoch"] = time.time() - started, epoch + 1
+            state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_score": score,
+                                     "val_t2m@5": val_report["t2m@5"], "elapsed_s": round(state["elapsed_s"], 1)})
+            self.run_log.scalars({"loss": float(np.mean(losses)), "val_score": score}, state["step"])
+            log.info("epoch %d loss %.4f val dedup R@5 %.3f (t2m@1 %.3f, t2m@5 %.3f, m2t@5 %.3f) %.0fs",
+                     epoch + 1, np.mean(losses), score, val_report["t2m@1"], val_report["t2m@5"], val_report["m2t@5"],
+                     state["elapsed_s"])  # fmt: skip
+            if score > state["best_score"]:
+                state["best_score"], state["best_epoch"] = score, epoch + 1
+                _save_tensors(self.run_dir / "best.safetensors", self.model.state_dict())
+            self.save_checkpoint()
+        report = finalize(self.run_dir, self.model, self.splits, self.cache, self.normalizer, config, state,
+                          self.dataset_root)  # fmt: skip
+        self.run_log.close()
+        return report
+
+    def _loss(self, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        config, clips = self.config, self.train_clips
+        captions = [clips.captions[i][rng.integers(len(clips.captions[i]))] for i in idx]
+        motions, mask = pad_motions([_augment(self.train_norm[i], rng, config, self.model_config.max_frames) for i in idx])
+        text_feats, text_mask = self.cache.batch(captions)
+        ignore = negative_mask(self.cache.sentence(captions), [clips.labels[i] for i in idx], config.duplicate_threshold)
+        return info_nce(self.model.encode_text_features(text_feats, text_mask),
+                        self.model.encode_motion_normalized(motions, mask), config.temperature, ignore)  # fmt: skip
+
+    def validate(self) -> dict[str, float]:
+        return retrieval_report(self.model, self.val_clips, self.cache, self.normalizer, self.config.duplicate_threshold)
+
+    def save_checkpoint(self) -> None:
+        def write(folder: Path) -> None:
+            _save_tensors(folder / "model.safetensors", self.model.state_dict())
+            opt = self.optimizer.state_dict()
+            tensors = {f"{pid}.{key}": value.reshape(-1) if value.ndim == 0 else value
+                       for pid, s in opt["state"].items() for key, value in s.items()}  # fmt: skip
+            _save_tensors(folder / "optimizer.safetensors", tensors)
+            atomic_write_json(folder / "param_groups.json", opt["param_groups"])
+
+        self.checkpoints.save(self.state["step"], write, {**self.state, "run_config": self.run_config})
+
+    def _load(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        opt_state: dict[int, dict] = {}
+        for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+            pid, name = key.split(".", 1)
+            opt_state.setdefault(int(pid), {})[name] = value.reshape(()) if name == "step" else value
+        groups = json.loads((folder / "param_groups.json").read_text(encoding="utf-8"))
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+
+
 def train_evaluator(dataset_root: str | Path, run_dir: str | Path, config: TrainConfig | None = None,
-                    splits: dict[str, ClipSet] | None = None, normalizer: Normalizer | None = None,
-                    progress: bool = True) -> dict:
+                    model_config: EvaluatorConfig | None = None, splits: dict[str, ClipSet] | None = None,
+                    normalizer: Normalizer | None = None, progress: bool = True) -> dict:
     """Train (or resume) an evaluator into ``run_dir``; returns the metrics dictionary it writes.
 
-    ``splits``/``normalizer`` may be given directly (tests, other sources); otherwise they are read
-    from ``dataset_root`` (train/val/test of ``config.split_kind``).
+    ``model_config`` defaults to the preset named by ``config.preset``. ``splits``/``normalizer`` may be
+    given directly (tests, other sources); otherwise train/val/test of ``config.split_kind`` are read
+    from ``dataset_root``.
     """
-    from tqdm.auto import tqdm
-
-    from motionmillion.utils.io import atomic_write_json
-
     config = config or TrainConfig()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    model_config = config.evaluator_config()
-
-    if splits is None:
-        splits = {s: load_split(dataset_root, s, config.split_kind) for s in ("train", "val", "test")}
-    if normalizer is None:
-        from motionmillion.data.layout import MotionDataset
-
-        normalizer = MotionDataset(dataset_root).normalizer()
-    train, val = splits["train"], splits.get("val") or splits["test"]
-    if len(train) < 2:
-        raise ValueError(f"{dataset_root}: the train split needs at least 2 clips, has {len(train)}")
-    log.info("clips: %s", {k: len(v) for k, v in splits.items()})
-
-    all_captions = [c for s in splits.values() for caps in s.captions for c in caps]
-    cache = TextFeatureCache.build(run_dir / "text_cache", all_captions, model_config.text_encoder,
-                                   model_config.text_max_length)
-    train_norm = [normalizer.normalize(m.astype(np.float64)).astype(np.float32) for m in train.motions]
-    train_labels = train.labels
-
-    torch.manual_seed(config.seed)
-    model = EvaluatorModel(model_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, len(train) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-
-    def lr_at(step: int) -> float:
-        if step < config.warmup_steps:
-            return config.lr * (step + 1) / config.warmup_steps
-        progress_ = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
-
-    ckpt = run_dir / "checkpoint"
-    state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "best_score": -1.0, "best_epoch": -1, "history": []}
-    if (ckpt / "state.json").is_file():
-        saved_config = json.loads((ckpt / "state.json").read_text()).get("train_config")
-        if saved_config is not None and saved_config != json.loads(json.dumps(asdict(config))):
-            log.warning("resuming %s with a different training config than it was started with", ckpt)
-        state = _load_checkpoint(ckpt, model, optimizer)
-        log.info("resumed from epoch %d (step %d)", state["epoch"], state["step"])
-    num_params = sum(p.numel() for p in model.parameters())
-    log.info("evaluator %s: %.2fM trainable parameters", config.preset, num_params / 1e6)
-
-    started = time.time() - state["elapsed_s"]
-    for epoch in range(state["epoch"], config.epochs):
-        if config.max_minutes is not None and state["elapsed_s"] > config.max_minutes * 60:
-            log.info("time budget of %.1f min reached after %d epochs", config.max_minutes, epoch)
-            break
-        model.train()
-        rng = np.random.default_rng(config.seed * 1000 + epoch)
-        order = rng.permutation(len(train))
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-        losses = []
-        for b in bar:
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            captions = [train.captions[i][rng.integers(len(train.captions[i]))] for i in idx]
-            motions, mask = pad_motions([_augment(train_norm[i], rng, config, model_config.max_frames) for i in idx])
-            text_feats, text_mask = cache.batch(captions)
-            ignore = negative_mask(cache.sentence(captions), [train_labels[i] for i in idx], config.duplicate_threshold)
-            loss = info_nce(model.encode_text_features(text_feats, text_mask),
-                            model.encode_motion_normalized(motions, mask), config.temperature, ignore)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(state["step"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            state["step"] += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        val_report = retrieval_report(model, val, cache, normalizer, config.duplicate_threshold)
-        score = (val_report["dedup_t2m@5"] + val_report["dedup_m2t@5"]) / 2
-        state["elapsed_s"] = time.time() - started
-        state["epoch"] = epoch + 1
-        state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_score": score,
-                                 "val_t2m@5": val_report["t2m@5"], "elapsed_s": round(state["elapsed_s"], 1)})
-        log.info("epoch %d loss %.4f val dedup R@5 %.3f (t2m@1 %.3f, t2m@5 %.3f, m2t@5 %.3f) %.0fs",
-                 epoch + 1, np.mean(losses), score, val_report["t2m@1"], val_report["t2m@5"], val_report["m2t@5"], state["elapsed_s"])
-        if score > state["best_score"]:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-            from safetensors.torch import save_file
-
-            from motionmillion.utils.io import atomic_path
-
-            with atomic_path(run_dir / "best.safetensors") as tmp:
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        _save_checkpoint(ckpt, model, optimizer, {**state, "train_config": asdict(config)})
-
-    return finalize(run_dir, model, splits, cache, normalizer, config, state, dataset_root)
+    model_config = model_config or PRESETS[config.preset]
+    return EvaluatorTrainer(dataset_root, run_dir, config, model_config, splits, normalizer, progress).setup().fit()
 
 
 def finalize(run_dir: Path, model: EvaluatorModel, splits: dict[str, ClipSet], cache: TextFeatureCache,
              normalizer: Normalizer, config: TrainConfig, state: dict, dataset_root) -> dict:
     """Load the best weights, save the evaluator folder and write metrics.json (test recall + sanity)."""
     from safetensors.torch import load_file
-
-    from motionmillion.utils.io import atomic_write_json
 
     if (run_dir / "best.safetensors").is_file():
         model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
