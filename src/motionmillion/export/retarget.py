@@ -62,18 +62,15 @@ def describe_rigs() -> list[tuple[str, str]]:
 @functools.cache
 def load_rig_template(name: str) -> RigTemplate:
     """The export template of a rig; :class:`UnknownRigError` lists the known rigs for any other name."""
-    try:
-        mapping = resolve_rig(name)
-    except UnknownRigError:
-        raise UnknownRigError(f"unknown rig {name!r} (known: {', '.join(export_rigs())})") from None
+    mapping = RIGS[resolve_rig_name(name)]
     path = rig_template_path(mapping.name)
     if path is None:
-        raise UnknownRigError(f"rig {name!r} has no export template (known: {', '.join(export_rigs())})")
+        raise UnknownRigError(f"rig {name!r} is each motion's own skeleton and needs no retargeting")
     data = read_bvh(path)
     positions, orientations = world_transforms(data)
-    translated = next(j for j, c in enumerate(data.channels) if j > 0 and "Xposition" in c) if any(
-        "Xposition" in c for c in data.channels[1:]
-    ) else 0
+    # The joint that carries the translation: the first below the root with position channels, if any
+    # (Bandai's Hips under a static ground joint), else the root.
+    translated = next((j for j in range(1, len(data.names)) if "Xposition" in data.channels[j]), 0)
     offsets = data.offsets.copy()
     offsets[translated] = positions[0, translated] - (positions[0, data.parents[translated]] if translated else 0)
     skeleton = Skeleton(list(data.names), data.parents.copy(), offsets, dict(data.end_sites), translated)
@@ -220,6 +217,7 @@ def write_rig_bvh(motion: Motion, path: str | Path, rig: str = "smpl") -> Path:
 
 
 def resolve_rig_name(rig: str) -> str:
+    """The canonical name of an export rig (``cmu`` -> ``cmu-daz``); an unknown name lists the known ones."""
     try:
         name = resolve_rig(rig).name
     except UnknownRigError:
