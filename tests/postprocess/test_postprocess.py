@@ -165,12 +165,9 @@ def test_fix_removes_injected_sliding_and_keeps_the_body(walk):
     after = foot_skating(decode_joints(fixed), 30.0)
     assert after < 0.3 * before
     free = leg_free_joints()
-    # The upper body keeps its pose relative to the pelvis; the pelvis may only move horizontally:
-    # on a 3 s clip the slow sway of the hips is partly read as a glide of the body (up to 15 cm).
-    out, ref = decode_joints(fixed), decode_joints(sliding)
-    np.testing.assert_allclose(out[:, free] - out[:, :1], ref[:, free] - ref[:, :1], atol=1e-6)
-    np.testing.assert_allclose(out[:, 0, 1], ref[:, 0, 1], atol=1e-9)
-    assert np.abs(out[:, 0] - ref[:, 0]).max() < 0.2
+    # Sliding that comes from the legs is fixed by the legs: the hips' sway changes direction, so it
+    # is not taken for a glide and the rest of the body does not move.
+    np.testing.assert_allclose(decode_joints(fixed)[:, free], decode_joints(sliding)[:, free], atol=1e-6)
     assert fk_error(fixed) < 1e-5
     # Frame-0 placement (heading, pelvis position) is unchanged.
     np.testing.assert_allclose(fixed[0, 2:11], sliding[0, 2:11], atol=1e-9)
