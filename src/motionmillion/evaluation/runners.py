@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -64,12 +65,17 @@ def generate(pipe: Callable, prompts: Sequence[str], seconds: Sequence[float] | 
     """Call ``pipe(prompts, seconds=[...] or None, num_samples=1, seed=...)`` in batches.
 
     A batch that raises is retried prompt by prompt so one bad prompt fails alone; NaN or malformed
-    motions count as failures (never raised).
+    motions count as failures (never raised). Under ``accelerate launch`` the batches are dealt out to the
+    processes (batch k to rank k % world) and every rank gets all results back, in order: each batch's
+    seed depends only on its position, so the motions are the ones a single process generates.
     """
-    features: list[np.ndarray | None] = []
-    errors: list[str | None] = []
+    rank, world = _rank_and_world()
     limit = getattr(pipe, "max_seconds", None)  # the model's longest motion: longer targets are capped
-    for start in range(0, len(prompts), batch_size):
+    done: dict[int, tuple[list, list]] = {}
+    for k, start in enumerate(range(0, len(prompts), batch_size)):
+        if k % world != rank:
+            continue
+        features, errors = done.setdefault(start, ([], []))
         chunk = list(prompts[start : start + batch_size])
         secs = None if seconds is None else [float(s) for s in seconds[start : start + batch_size]]
         if secs is not None and limit is not None:
@@ -96,7 +102,23 @@ def generate(pipe: Callable, prompts: Sequence[str], seconds: Sequence[float] | 
             errors.append(None if valid is not None else "NaN, infinite or malformed motion")
         if progress is not None:
             progress(len(chunk))
-    return Generated(features, errors)
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        done = {start: part for parts in gather_object([done]) for start, part in parts.items()}
+    return Generated([f for start in sorted(done) for f in done[start][0]],
+                     [e for start in sorted(done) for e in done[start][1]])  # fmt: skip
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process among those ``accelerate launch`` started (0 of 1 when not launched)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo only with cpu=True
+    return state.process_index, state.num_processes
 
 
 # ----------------------------------------------------------------------------------------- metrics
