@@ -45,10 +45,10 @@ def test_threejs_plays_real_clips_on_motion_joints(glb_files, name):
 
 
 @needs_node
-@pytest.mark.parametrize("name", ["generated_0", "generated_1"])
+@pytest.mark.parametrize("name", ["generated_0", "generated_1", "generated_raw_0"])
 def test_threejs_plays_generated_motions_on_their_bvh_skeleton(glb_files, name, tmp_path):
-    """A generated motion's rotations disagree a little with its positions; the glTF, like the BVH,
-    plays its rotations on its fitted skeleton, so both readers must agree on that (< 1 mm)."""
+    """A raw decoded motion's rotations disagree with its positions; the glTF, like the BVH, plays its
+    rotations on its fitted skeleton, so three.js and the BVH must agree on that (< 1 mm)."""
     motion, path = glb_files[name]
     positions = np.array(_threejs_joints(path)["positions"])
     bvh = read_bvh(motion.to_bvh(tmp_path / "own.bvh"))
@@ -93,11 +93,9 @@ def test_gltf_needs_a_glb_name(real_motions, tmp_path):
 
 
 @needs_node
-def test_threejs_plays_consistent_generated_motions_on_motion_joints(generated_motions, tmp_path):
-    """Once a generated motion is made consistent (as the pipeline does), the glTF plays Motion.joints."""
-    from motionmillion.motion.consistency import make_consistent
-
-    for name, raw in generated_motions.items():
-        motion = Motion(make_consistent(raw.features), text=name)
-        positions = np.array(_threejs_joints(str(motion.to_gltf(tmp_path / f"{name}.glb")))["positions"])
-        assert np.abs(positions - motion.joints).max() < 1e-3, name
+@pytest.mark.parametrize("name", ["generated_0", "generated_1"])
+def test_threejs_plays_pipeline_motions_on_motion_joints(glb_files, name):
+    """The pipeline's motions are consistent (issue 12), so their glTF plays Motion.joints (< 1 mm)."""
+    motion, path = glb_files[name]
+    positions = np.array(_threejs_joints(path)["positions"])
+    assert np.abs(positions - motion.joints).max() < 1e-3
