@@ -4,7 +4,8 @@
 # Every stage resumes: re-running the script skips finished stages and continues interrupted ones.
 # Run it in the background:  nohup recipes/default_model.sh > work/default_model.log 2>&1 &
 # Settings (environment): SHARED (default ../shared), WORK (default work/default_model),
-# TOKENIZER_MINUTES (60), GENERATOR_STEPS (3000), EVALUATOR_MINUTES (28).
+# TOKENIZER_MINUTES (60), GENERATOR_STEPS (3000), EVALUATOR_MINUTES (28), TOKENIZER (a tokenizer folder).
+# A quick trial of the whole chain: TOKENIZER_MINUTES=3 GENERATOR_STEPS=60 EVALUATOR_MINUTES=2 recipes/default_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
@@ -39,11 +40,16 @@ $MM data stats "$WORK/dataset" --json > "$WORK/dataset_stats.json"
 stage "3/8 tokenizer (small preset, ${TOKENIZER_MINUTES} min, snapshots at 10/30/60 min)"
 [ -e "$WORK/tokenizer/DONE" ] || {
   $MM tokenizer train --config small --data "$WORK/dataset" --out "$WORK/tokenizer" --threads 1 --no-progress \
-    "train.max_minutes=$TOKENIZER_MINUTES"
+    --set "max_minutes=$TOKENIZER_MINUTES"
   touch "$WORK/tokenizer/DONE"
 }
-# The bundled model uses the 30-minute snapshot (35 mm test MPJPE), so the generator could start early.
-TOKENIZER=${TOKENIZER:-$WORK/tokenizer/snapshots/min_30}
+# The bundled model uses the 30-minute snapshot (35 mm test MPJPE), so the generator could start early. A
+# shorter run has no such snapshot: then the run folder itself (its latest weights) is the tokenizer.
+if [ -z "${TOKENIZER:-}" ]; then
+  TOKENIZER=$WORK/tokenizer
+  [ -e "$WORK/tokenizer/snapshots/min_30/model.safetensors" ] && TOKENIZER=$WORK/tokenizer/snapshots/min_30
+fi
+stage "tokenizer used: $TOKENIZER"
 
 stage "4/8 encode every clip (mirrors included) to tokens"
 $MM tokenizer encode --model "$TOKENIZER" --data "$WORK/dataset" --out "$WORK/tokens" --no-progress
@@ -52,14 +58,15 @@ stage "5/8 generator (cpu-tiny prefix-LM, ${GENERATOR_STEPS} steps; resumes from
 # stratum_alpha 0.5: strata with one or two takes (kick, punch, call...) are drawn more often than in the
 # data. The model overfits long before the schedule ends (val loss 3.40 at step 1,000, 4.46 at 3,000), so
 # the whole val split is scored every 200 steps and the lowest-loss weights kept in generator_best/.
-$MM generator train --config cpu-tiny --tokens "$WORK/tokens" --out "$WORK/generator" \
-  --steps "$GENERATOR_STEPS" --batch-size 32 --lr 8e-4 --set warmup_steps=100 --set save_every=200 \
+# A run shorter than val_every is validated at its end, so generator_best/ always exists.
+$MM generator train --config cpu-tiny --tokens "$WORK/tokens" --out "$WORK/generator" --threads 1 \
+  --set "steps=$GENERATOR_STEPS" --set batch_size=32 --set lr=8e-4 --set warmup_steps=100 --set save_every=200 \
   --set stratum_alpha=0.5 --set val_every=200 --set val_batches=17
 
 stage "6/8 evaluator (small preset)"
 [ -e "$WORK/evaluator/model.safetensors" ] || \
-  $MM evaluator train --data "$WORK/dataset" --out "$WORK/evaluator" --preset small --epochs 25 \
-    --max-minutes "$EVALUATOR_MINUTES" --threads 1
+  $MM evaluator train --data "$WORK/dataset" --out "$WORK/evaluator" --config small --set epochs=25 \
+    --set "max_minutes=$EVALUATOR_MINUTES" --threads 1 --no-progress
 
 stage "7/8 assemble the pipeline folder (weights only: no caches, no optimizer state)"
 rm -rf "$WORK/evaluator_export" && mkdir -p "$WORK/evaluator_export"

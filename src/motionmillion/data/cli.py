@@ -12,7 +12,7 @@ app = typer.Typer(help="Import motion capture, pack and inspect datasets.", no_a
 @app.command("import-bvh")
 def import_bvh_command(
     src: Path = typer.Argument(..., help="A BVH file or a folder searched recursively for .bvh files."),
-    recipe: str = typer.Option(..., "--recipe", help="bandai | cmu-dance | generic"),
+    recipe: str = typer.Option(..., "--recipe", help="bandai | cmu-dance | cmu-cc | generic"),
     out: Path = typer.Option(..., "--out", help="Dataset folder (MotionMillion layout); created or extended."),
     prefix: str = typer.Option(None, "--prefix", help="Clip name folder (default: the recipe name)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
@@ -24,19 +24,17 @@ def import_bvh_command(
 ) -> None:
     """Import BVH files into a dataset: clips + mirrored copies, captions, then mean/std and splits.
 
-    Resumable: files finished by an earlier run are skipped. Bad files are listed and skipped."""
+    Resumable: files finished by an earlier run are skipped. Bad files are listed and skipped; the command
+    then exits with status 1 after importing every good file."""
     from rich.console import Console
 
     from motionmillion.data.importers import RECIPES, import_bvh
+    from motionmillion.errors import Failure
 
     console = Console(soft_wrap=True)
     if recipe not in RECIPES:
         raise typer.BadParameter(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}", param_hint="--recipe")
-    try:
-        report = import_bvh(src, out, recipe, prefix=prefix, workers=workers, finalize=finalize, text_pool=text_pool)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    report = import_bvh(src, out, recipe, prefix=prefix, workers=workers, finalize=finalize, text_pool=text_pool)
     console.print(
         f"[bold]{recipe}[/bold]: imported {len(report.imported)} files ({report.clips_written} clips incl. mirrors), "
         f"already done {len(report.resumed)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
@@ -46,6 +44,9 @@ def import_bvh_command(
         console.print(f"  [yellow]skipped[/yellow] {path}: {why}")
     for path, error in report.failed:
         console.print(f"  [red]failed[/red] {error if path in error else f'{path}: {error}'}")
+    if report.failed:
+        raise Failure(f"{len(report.failed)} of {len(report.failed) + len(report.imported) + len(report.resumed)} "
+                      f"BVH file(s) could not be imported (listed above); the others are in {out}")  # fmt: skip
 
 
 @app.command("recaption")
@@ -62,11 +63,7 @@ def recaption_command(
     from motionmillion.data.importers import recaption
 
     console = Console(soft_wrap=True)
-    try:
-        counts = recaption(dataset, text_pool)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    counts = recaption(dataset, text_pool)
     console.print(f"rewrote captions of {counts['clips']} clips ({counts['captions']} captions) in {dataset}")
 
 
@@ -78,11 +75,7 @@ def pack_command(dataset: Path = typer.Argument(..., help="Dataset folder (Motio
     from motionmillion.data.packed import PackedMotions, pack_dataset
 
     console = Console(soft_wrap=True)
-    try:
-        folder = pack_dataset(dataset)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    folder = pack_dataset(dataset)
     packed = PackedMotions(folder)
     console.print(f"packed {len(packed)} clips, {int(packed.lengths.sum())} frames -> {folder}")
 
@@ -98,11 +91,7 @@ def stats_command(
 
     from motionmillion.data.stats import dataset_stats, print_stats
 
-    try:
-        stats = dataset_stats(dataset, examples=examples)
-    except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    stats = dataset_stats(dataset, examples=examples)
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
     else:
