@@ -119,7 +119,10 @@ def find_bvh(src: Path) -> list[Path]:
         return [src]
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: no such file or folder")
-    return sorted(p for p in src.rglob("*") if p.suffix.lower() == ".bvh" and p.is_file())
+    found = sorted(p for p in src.rglob("*") if p.suffix.lower() == ".bvh" and p.is_file())
+    if not found:
+        raise FileNotFoundError(f"{src}: no .bvh files in this folder or below it")
+    return found
 
 
 def _bandai_json_check(path: Path, label: caps.BandaiLabel) -> list[str]:
