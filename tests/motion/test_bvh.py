@@ -144,7 +144,7 @@ def test_rig_definitions_parse():
     assert parse_definition("end(lFoot)")[0].end_site
     with pytest.raises(ValueError):
         parse_definition("midpoint(Chest)")
-    assert set(RIGS) == {"smpl", "bandai", "cmu-daz", "mixamo"}
+    assert set(RIGS) == {"smpl", "bandai", "cmu-daz", "mixamo", "cc-base"}
 
 
 # --- loading: orientation, units, frame rates --------------------------------------------------------

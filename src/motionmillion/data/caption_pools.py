@@ -160,3 +160,42 @@ def draw(pool: Sequence[str], rng: random.Random, count: int, style_phrases: Seq
             caption = f"{caption}, {rng.choice(phrases)}"
         out.append(caption + ".")
     return out
+
+
+HUMANML3D_FPS = 20.0  # HumanML3D's index gives frame ranges of the AMASS sequences at 20 fps
+TAKE_END = 1e6  # seconds: "to the end of the take" (JSON has no infinity)
+_AMASS_CMU = re.compile(r"/CMU/\d+/(\d+)_(\d+)_poses\.npy$")
+
+
+def humanml3d_cmu_segments(folder: str | Path) -> dict[str, list[tuple[float, float, list[str], bool]]]:
+    """CMU take ("002_05") -> [(start s, end s, captions, mirrored)] for the HumanML3D clips of that take
+    whose captions are in ``folder`` (``humanml3d_index.csv`` + ``*babel_compat*.json``). ``mirrored``:
+    only the "M" id (the mirrored motion) is captioned, so the captions' left and right are swapped
+    relative to the take. An end frame of -1 (the end of the take) becomes TAKE_END."""
+    import csv
+
+    folder = Path(folder)
+    index, texts = folder / "humanml3d_index.csv", sorted(folder.glob("*babel_compat*.json"))
+    if not index.is_file() or not texts:
+        return {}
+    captions: dict[str, list[str]] = {}
+    for path in texts:
+        for entry in json.loads(path.read_text(encoding="utf-8")):
+            name = str(entry.get("humanml_id", ""))
+            captions[name] = [" ".join(str(ann[2]).split()) for ann in entry.get("frame_ann", []) if len(ann) > 2]
+    segments: dict[str, list[tuple[float, float, list[str], bool]]] = {}
+    with index.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            match = _AMASS_CMU.search(row.get("source_path", ""))
+            if not match:
+                continue
+            hid = Path(row["new_name"]).stem
+            mirrored = hid not in captions
+            texts_of = captions.get(hid) or captions.get("M" + hid)
+            if not texts_of:
+                continue
+            take = f"{int(match.group(1)):03d}_{int(match.group(2)):02d}"
+            end = int(row["end_frame"])
+            segments.setdefault(take, []).append((int(row["start_frame"]) / HUMANML3D_FPS,
+                                                  TAKE_END if end < 0 else end / HUMANML3D_FPS, texts_of, mirrored))  # fmt: skip
+    return segments

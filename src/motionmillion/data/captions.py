@@ -366,3 +366,153 @@ def cmu_dance_captions(category: str, seed_name: str, pools: dict[str, list[str]
         raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_CATEGORIES)})")
     captions = captions_for(ACTIONS[category], NEUTRAL, seed_name)
     return _with_pool(captions, pools, caption_pools.CMU_POOL.get(category), NEUTRAL, seed_name)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CMU takes on the Character Creator rig (cmu-cc): the CMU one-line description of each trial says what
+# happens; the movement label and the phrases below say it as captions do. Checked by rendering windows of
+# the takes (issue 15): the hops are two-footed forward hops, the dribbling takes bounce an invisible ball
+# with one hand while walking, ballet takes are turns, leg raises and small jumps in place.
+
+CMU_CC_ACTIONS: dict[str, Action] = {
+    "jump": _action(
+        ("hops forward with both feet", "hopping forward with both feet"),
+        ("jumps forward several times", "jumping forward several times"),
+        ("makes a series of two-footed jumps", "making a series of two-footed jumps"),
+    ),
+    "jump-balance": _action(
+        ("jumps and lands, keeping the balance", "jumping and landing, keeping the balance"),
+        ("jumps forward and balances on landing", "jumping forward and balancing on landing"),
+        ("makes a jump and steadies on landing", "making a jump and steadying on landing"),
+    ),
+    "climb": _action(
+        ("climbs on a playground frame", "climbing on a playground frame"),
+        ("clambers up and over something", "clambering up and over something"),
+        ("climbs up, hangs and gets down again", "climbing up, hanging and getting down again"),
+    ),
+    "walk-slow": _action(
+        ("walks forward slowly", "walking forward slowly"),
+        ("takes slow steps forward", "taking slow steps forward"),
+        ("walks ahead at a slow pace", "walking ahead at a slow pace"),
+    ),
+    "walk-brisk": _action(
+        ("walks forward briskly", "walking forward briskly"),
+        ("walks quickly straight ahead", "walking quickly straight ahead"),
+        ("walks ahead at a brisk pace", "walking ahead at a brisk pace"),
+    ),
+    "walk-uneven": _action(
+        ("walks over uneven ground", "walking over uneven ground"),
+        ("walks carefully across rough terrain", "walking carefully across rough terrain"),
+        ("steps up and down while walking over uneven terrain", "stepping up and down over uneven terrain"),
+    ),
+    "scoop": _action(
+        ("bends over and scoops something up from the floor", "bending over and scooping something up"),
+        ("bends down, picks something up and rises", "bending down, picking something up and rising"),
+        ("stoops to scoop something up, then lifts an arm", "stooping to scoop something up, then lifting an arm"),
+    ),
+    "swordplay": _action(
+        ("fights with a sword", "fighting with a sword"),
+        ("swings a sword in swordplay", "swinging a sword in swordplay"),
+        ("fences with a sword, lunging and slashing", "fencing with a sword, lunging and slashing"),
+    ),
+    "wash": _action(
+        ("washes the body with the hands", "washing the body with the hands"),
+        ("rubs the arms and body as if washing", "rubbing the arms and body as if washing"),
+        ("scrubs as if in the shower", "scrubbing as if in the shower"),
+    ),
+    "ballet": _action(
+        ("dances ballet", "dancing ballet"),
+        ("performs ballet steps and turns", "performing ballet steps and turns"),
+        ("does a ballet routine", "doing a ballet routine"),
+    ),
+    "dribble": _action(
+        ("dribbles a basketball", "dribbling a basketball"),
+        ("bounces a basketball with one hand", "bouncing a basketball with one hand"),
+        ("dribbles a ball while moving", "dribbling a ball while moving"),
+    ),
+    "dribble-forward": _action(
+        ("dribbles a basketball while walking forward", "dribbling a basketball while walking forward"),
+        ("walks forward bouncing a basketball", "walking forward bouncing a basketball"),
+        ("moves ahead dribbling a ball", "moving ahead dribbling a ball"),
+    ),
+    "dribble-backward": _action(
+        ("dribbles a basketball while moving backwards", "dribbling a basketball while moving backwards"),
+        ("backs up while bouncing a basketball", "backing up while bouncing a basketball"),
+    ),
+    "dribble-sideways": _action(
+        ("dribbles a basketball while moving sideways", "dribbling a basketball while moving sideways"),
+        ("shuffles sideways bouncing a basketball", "shuffling sideways bouncing a basketball"),
+    ),
+    "dribble-shoot": _action(
+        ("dribbles a basketball and shoots", "dribbling a basketball and shooting"),
+        ("bounces a ball, then jumps and shoots it at the hoop", "bouncing a ball, then shooting it at the hoop"),
+    ),
+    "dribble-turns": _action(
+        ("dribbles a basketball and turns", "dribbling a basketball and turning"),
+        ("walks dribbling a ball, turning on the way", "walking while dribbling a ball and turning"),
+    ),
+}
+
+# CMU description -> (caption phrases, movement label). Checked in this order; the first key found in the
+# description wins. "walk" captions straight walks; the importer measures turns as for Bandai.
+CMU_CC_DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("forward jumps", "jump", "jump"),
+    ("jump, balance", "jump-balance", "jump"),
+    ("climb", "climb", "climb"),
+    ("slow walk", "walk-slow", "walk"),
+    ("brisk walk", "walk-brisk", "walk"),
+    ("uneven terrain", "walk-uneven", "walk-uneven"),
+    ("run/jog", "run", "run"),
+    ("punch", "punch", "punch"),
+    ("scoop", "scoop", "scoop"),
+    ("swordplay", "swordplay", "swordplay"),
+    ("wash", "wash", "wash"),
+    ("dance", "ballet", "ballet"),
+    ("shoot", "dribble-shoot", "dribble"),
+    ("turns", "dribble-turns", "dribble"),
+    ("forward dribble", "dribble-forward", "dribble"),
+    ("backward dribble", "dribble-backward", "dribble"),
+    ("sideways dribble", "dribble-sideways", "dribble"),
+    ("dribble", "dribble", "dribble"),
+    ("walk", "walk", "walk"),
+)
+
+
+def cmu_cc_label(description: str) -> tuple[str, str]:
+    """(caption phrase key, movement label) of a CMU trial description; ValueError if none fits."""
+    lowered = description.lower()
+    for key, phrases, movement in CMU_CC_DESCRIPTIONS:
+        if key in lowered:
+            return phrases, movement
+    raise ValueError(f"no cmu-cc caption recipe fits the description {description!r}")
+
+
+def description_caption(description: str) -> str | None:
+    """The CMU description as a caption, for the steps it lists ("dance - glissade devant, attitude" ->
+    "A person dances ballet: glissade devant, attitude."); None for one-word descriptions ("walk")."""
+    head, _, steps = description.partition(" - ")
+    steps = steps or (head if "," in head else "")
+    if not steps:
+        return None
+    what = {"dance": "dances ballet", "basketball": "plays basketball", "playground": "plays on a playground"}
+    verb = what.get(head.strip().lower(), "moves")
+    return _finish(f"a person {verb}: {steps.strip()}")
+
+
+def cmu_cc_captions(description: str, seed_name: str, turn_degrees: float | None = None,
+                    human: list[str] | None = None) -> list[str]:
+    """Captions for one window of a cmu-cc take: 3-5 from the movement's phrases (a measured turn for
+    walks), the CMU description's steps, and up to ``caption_pools.PER_CLIP`` human-written HumanML3D
+    captions of the same frames (already side-corrected by the caller)."""
+    phrases, _ = cmu_cc_label(description)
+    action = ACTIONS[phrases] if phrases in ACTIONS else CMU_CC_ACTIONS[phrases]
+    if phrases == "walk" and turn_degrees is not None:
+        action = turn_action(turn_degrees)
+    captions = captions_for(action, NEUTRAL, seed_name)
+    steps = description_caption(description)
+    if steps:
+        captions.append(steps)
+    if human:
+        rng = clip_rng("human:" + seed_name)
+        captions += [_finish(c.rstrip(" .")) for c in rng.sample(human, min(len(human), caption_pools.PER_CLIP))]
+    return captions

@@ -24,13 +24,15 @@ second run skip it; bad files are skipped, listed and retried on the next run. A
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +50,10 @@ from motionmillion.data.layout import (
     write_split,
     write_texts,
 )
+from motionmillion.motion.skeleton import FPS
 from motionmillion.utils.io import atomic_write_json
 
-RECIPES = ("bandai", "cmu-dance", "generic")
+RECIPES = ("bandai", "cmu-dance", "cmu-cc", "generic")
 META_DIR = Path("meta/import")
 MIN_SOURCE_FRAMES = 8  # at 30 fps; shorter sources are reported as bad (nothing to learn from)
 CMU_FPS = {"salsa": 60.0, "indian": 120.0, "martial": 120.0}  # readme.txt; salsa headers wrongly say 120
@@ -186,6 +189,56 @@ def plan_generic(path: Path, src: Path, prefix: str) -> SourceJob:
     )  # fmt: skip
 
 
+_CMU_CC_TAKE = re.compile(r"^(\d{3})_(\d{2})$")
+CMU_CC_TABLE = "CMU data.csv"  # the CMU trial descriptions, beside the bvh/ folder
+
+
+def plan_cmu_cc(path: Path, src: Path, prefix: str) -> SourceJob:
+    match = _CMU_CC_TAKE.match(path.stem)
+    if not match:
+        raise _NotForRecipe("not a CMU take name (SSS_TT.bvh)")
+    descriptions = _cmu_cc_descriptions(_find_upwards(path.parent, src, CMU_CC_TABLE))
+    key = (int(match.group(1)), int(match.group(2)))
+    if key not in descriptions:
+        raise ValueError(f"{path}: take {path.stem} has no description in {CMU_CC_TABLE}")
+    description = descriptions[key]
+    _, movement = caps.cmu_cc_label(description)
+    return SourceJob(
+        path=str(path), recipe="cmu-cc", prefix=prefix, base=path.stem, group=f"cmu-cc/{path.stem}",
+        stratum=f"cmu-cc/{movement}", rig="cc-base", source_fps=None, window=CMU_WINDOWS, always_number_windows=True,
+        label={"take": path.stem, "description": description, "content": movement},
+    )  # fmt: skip
+
+
+def _find_upwards(folder: Path, top: Path, name: str) -> Path:
+    """``name`` in ``folder`` or one of its parents up to ``top`` (or its parent)."""
+    for candidate in [folder, *folder.parents]:
+        if (candidate / name).is_file():
+            return candidate / name
+        if candidate in (top, top.parent):
+            break
+    raise ValueError(f"{folder}: no {name!r} found beside the takes or above them (up to {top})")
+
+
+@functools.lru_cache(maxsize=4)
+def _cmu_cc_descriptions(table: Path) -> dict[tuple[int, int], str]:
+    import csv
+
+    with table.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        return {(int(r["Subject"]), int(r["Trial #"])): r["Motion Description"].strip() for r in rows
+                if r.get("Subject", "").strip().isdigit()}  # fmt: skip
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{table}: expected columns Subject, Trial #, Motion Description ({err})") from err
+
+
+def take_floor(joints: np.ndarray) -> float:
+    """Floor height of a take (T, 22, 3): the 1st percentile of the lowest joint per frame, so a few
+    frames of a foot through the floor do not set it and windows off the ground keep their height."""
+    return float(np.percentile(joints[..., 1].min(axis=1), 1))
+
+
 class _NotForRecipe(Exception):
     """A file the recipe does not import (e.g. CMU's standard.bvh rest pose): listed as skipped."""
 
@@ -193,6 +246,7 @@ class _NotForRecipe(Exception):
 PLANNERS: dict[str, Callable[[Path, Path, str], SourceJob]] = {
     "bandai": plan_bandai,
     "cmu-dance": plan_cmu_dance,
+    "cmu-cc": plan_cmu_cc,
     "generic": plan_generic,
 }
 
@@ -211,25 +265,44 @@ def measured_turn_degrees(root_rotations: np.ndarray, edge_frames: int = 5) -> f
 
 
 def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float | None = None,
-                  pools: dict[str, list[str]] | None = None) -> list[str]:
-    """The captions of one clip from its recipe labels (the same at import and at ``recaption``)."""
+                  pools: dict[str, list[str]] | None = None, seconds: tuple[float, float] | None = None) -> list[str]:
+    """The captions of one clip from its recipe labels (the same at import and at ``recaption``);
+    ``seconds``: the clip's (start, end) in its take, to pick the human captions of those frames."""
     if recipe == "bandai":
         bandai = caps.BandaiLabel(label["dataset"], label["content"], label["style"], label["take"])
         return caps.bandai_captions(bandai, clip_name, turn_degrees, pools=pools)
     if recipe == "cmu-dance":
         return caps.cmu_dance_captions(label["category"], clip_name, pools=pools)
+    if recipe == "cmu-cc":
+        human = _overlapping_captions(label.get("human", []), seconds) if seconds else []
+        return caps.cmu_cc_captions(label["description"], clip_name, turn_degrees, human)
     return list(label.get("captions", []))
 
 
+def _overlapping_captions(segments: list, seconds: tuple[float, float]) -> list[str]:
+    """Captions of the human-captioned segments that cover at least half of the clip or half of
+    themselves (side-corrected: a mirrored segment's captions get left and right swapped)."""
+    start, end = seconds
+    out: list[str] = []
+    for seg_start, seg_end, texts, mirrored in segments:
+        overlap = min(end, seg_end) - max(start, seg_start)
+        if overlap > 0 and overlap >= 0.5 * min(end - start, seg_end - seg_start):
+            out += [caps.swap_left_right(t) if mirrored else t for t in texts]
+    return list(dict.fromkeys(out))
+
+
 def window_captions(job: SourceJob, window_name: str, root_rotations: np.ndarray,
-                    pools: dict[str, list[str]] | None = None) -> tuple[list[str], dict]:
-    """Captions for one window, plus what was measured to write them."""
+                    pools: dict[str, list[str]] | None = None,
+                    seconds: tuple[float, float] | None = None) -> tuple[list[str], dict]:
+    """Captions for one window (``seconds``: its start and end in the take), plus what was measured."""
     measured: dict = {}
     turn = None
-    if job.recipe == "bandai" and job.label["content"].startswith("walk-turn-"):
+    if (job.recipe == "bandai" and job.label["content"].startswith("walk-turn-")) or (
+        job.recipe == "cmu-cc" and caps.cmu_cc_label(job.label["description"])[0] == "walk"
+    ):
         turn = measured_turn_degrees(root_rotations)
         measured["turn_degrees"] = round(turn, 1)
-    return clip_captions(job.recipe, job.label, window_name, turn, pools), measured
+    return clip_captions(job.recipe, job.label, window_name, turn, pools, seconds), measured
 
 
 def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None = None) -> dict:
@@ -241,13 +314,15 @@ def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None =
     if len(joints) < MIN_SOURCE_FRAMES:
         raise ValueError(f"{job.path}: only {len(joints)} frames at 30 fps (need {MIN_SOURCE_FRAMES})")
     rotations = rotations_from_positions(joints)
+    # A rig whose floor is not at y = 0 and whose windows may leave the ground (climbing) is floored per take.
+    floor = take_floor(joints) if job.recipe == "cmu-cc" else None
     windows = job.window.windows(len(joints))
     numbered = job.always_number_windows or len(windows) > 1
     clips = []
     for k, (start, end) in enumerate(windows):
         name = f"{job.prefix}/{job.base}_{k:02d}" if numbered else f"{job.prefix}/{job.base}"
-        features = encode_272(joints[start:end], rotations[start:end])  # canonicalised per window
-        captions, measured = window_captions(job, name, rotations[start:end, 0], pools)
+        features = encode_272(joints[start:end], rotations[start:end], floor=floor)  # canonicalised per window
+        captions, measured = window_captions(job, name, rotations[start:end, 0], pools, (start / FPS, end / FPS))
         write_clip(out, name, features, captions)
         write_clip(out, mirror_name(name), mirror_272(features), [caps.swap_left_right(c) for c in captions])
         clips.append({"name": name, "mirror": mirror_name(name), "frames": end - start, "start": start, **measured})
@@ -304,12 +379,16 @@ def import_bvh(
     src, out = Path(src), Path(out)
     prefix = prefix or recipe
     pools = caption_pools.load_pools(text_pool) if text_pool else None
+    # cmu-cc: HumanML3D captions of the same takes, with their time ranges (kept in the import record)
+    human = caption_pools.humanml3d_cmu_segments(text_pool) if (text_pool and recipe == "cmu-cc") else {}
     started = time.perf_counter()
     report = ImportReport()
     jobs: list[SourceJob] = []
     for path in find_bvh(src):
         try:
             job = PLANNERS[recipe](path, src, prefix)
+            if job.base in human:
+                job = replace(job, label={**job.label, "human": human[job.base]})
         except _NotForRecipe as why:
             report.skipped.append((str(path), str(why)))
             continue
@@ -365,14 +444,16 @@ def recaption(out: str | Path, text_pool: str | Path | None = None, progress: bo
     Generic imports keep their own captions. Returns counts."""
     out = Path(out)
     pools = caption_pools.load_pools(text_pool) if text_pool else None
-    records = [r for r in load_records(out) if r["recipe"] in ("bandai", "cmu-dance")]
+    records = [r for r in load_records(out) if r["recipe"] in ("bandai", "cmu-dance", "cmu-cc")]
     if not records:
-        raise ValueError(f"{out}: no bandai or cmu-dance import records under {out / META_DIR}")
+        raise ValueError(f"{out}: no bandai, cmu-dance or cmu-cc import records under {out / META_DIR}")
     counts = {"clips": 0, "captions": 0}
     bar = _progress(len(records), "recaption", progress)
     for record in records:
         for clip in record["clips"]:
-            captions = clip_captions(record["recipe"], record["label"], clip["name"], clip.get("turn_degrees"), pools)
+            seconds = (clip["start"] / FPS, (clip["start"] + clip["frames"]) / FPS) if "start" in clip else None
+            captions = clip_captions(record["recipe"], record["label"], clip["name"], clip.get("turn_degrees"), pools,
+                                     seconds)  # fmt: skip
             write_texts(out, clip["name"], captions)
             write_texts(out, clip["mirror"], [caps.swap_left_right(c) for c in captions])
             counts["clips"] += 2

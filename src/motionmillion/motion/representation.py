@@ -54,27 +54,31 @@ def describe_frames(frame_indices: np.ndarray, limit: int = 8) -> str:
     return f"{len(frames)} frame(s): {shown}"
 
 
-def canonicalize(joints: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def canonicalize(joints: np.ndarray, rotations: np.ndarray, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Turn a motion to face +Z at frame 0, put frame 0's pelvis at x = z = 0 and the floor at y = 0.
 
+    ``floor``: the floor's height in ``joints`` (None: the lowest joint of the motion; pass the take's
+    floor when a window may not touch the ground, e.g. hanging from a bar).
     ``decode_joints(encode_272(j, r))`` equals ``canonicalize(j, r)[0]``.
     """
     turn = yaw_matrix(-heading_angle(rotations[0, 0]))
     joints = joints @ turn.T
     rotations = rotations.copy()
     rotations[:, 0] = turn @ rotations[:, 0]
-    origin = np.array([joints[0, 0, 0], joints[..., 1].min(), joints[0, 0, 2]])
+    origin = np.array([joints[0, 0, 0], joints[..., 1].min() if floor is None else floor, joints[0, 0, 2]])
     return joints - origin, rotations
 
 
-def encode_272(joints: np.ndarray, rotations: np.ndarray, canonical: bool = True) -> np.ndarray:
+def encode_272(joints: np.ndarray, rotations: np.ndarray, canonical: bool = True,
+               floor: float | None = None) -> np.ndarray:
     """Encode joints (T, 22, 3) in metres and rotations (T, 22, 3, 3) as (T, 272) float64 features.
 
     Rotation 0 is the root's global orientation, 1..21 are local. The motion is first canonicalised
     (see :func:`canonicalize`). With ``canonical=False`` it keeps its world placement instead: frame
     0's heading and pelvis x/z go into row 0's heading and root-velocity slots (identity and zero in a
     canonical motion), which :func:`decode_joints` reads, so decode_joints(encode_272(j, r, False)) == j.
-    Post-processing uses it so that a cleaned motion stays exactly where its input was.
+    Post-processing uses it so that a cleaned motion stays exactly where its input was. ``floor``: see
+    :func:`canonicalize`.
     """
     joints = np.asarray(joints, dtype=np.float64)
     rotations = np.asarray(rotations, dtype=np.float64)
@@ -86,7 +90,7 @@ def encode_272(joints: np.ndarray, rotations: np.ndarray, canonical: bool = True
     if num_frames < 1 or not (np.isfinite(joints).all() and np.isfinite(rotations).all()):
         raise InvalidMotionError("encode_272: empty motion or NaN/infinite input")
     if canonical:
-        joints, rotations = canonicalize(joints, rotations)
+        joints, rotations = canonicalize(joints, rotations, floor)
 
     heading = -heading_angle(rotations[:, 0])  # de-heading angle per frame
     deheading = yaw_matrix(heading)  # (T, 3, 3)

@@ -144,6 +144,37 @@ CMU_DAZ = RigMapping(
     },
 )
 
+# Reallusion Character Creator (iClone "Motion Dummy"; cmu-cc): 99 joints with fingers, twist and face
+# bones, joint rest orientations that are not the identity (a thigh's child offset points along its
+# own +Y), so only world positions from forward kinematics are used. The neck twist bone sits where
+# SMPL's neck does; CC_Base_NeckTwist02 and the Pelvis/Hip pair (same point) are not needed.
+CC_BASE = RigMapping(
+    name="cc-base",
+    description="Reallusion Character Creator CC_Base_* rig (cmu-cc), centimetres, Y up, floor not at y = 0.",
+    joints={
+        "pelvis": "CC_Base_Hip",
+        "spine1": "CC_Base_Waist",
+        "spine2": "CC_Base_Spine01",
+        "spine3": "CC_Base_Spine02",
+        "neck": "CC_Base_NeckTwist01",
+        "head": "CC_Base_Head",
+        **_sided(
+            "L",
+            "R",
+            {
+                "collar": "CC_Base_{}_Clavicle",
+                "shoulder": "CC_Base_{}_Upperarm",
+                "elbow": "CC_Base_{}_Forearm",
+                "wrist": "CC_Base_{}_Hand",
+                "hip": "CC_Base_{}_Thigh",
+                "knee": "CC_Base_{}_Calf",
+                "ankle": "CC_Base_{}_Foot",
+                "foot": "CC_Base_{}_ToeBase",
+            },
+        ),
+    },
+)
+
 # Our own exports (write_bvh): the 22 SMPL names; matching is case-insensitive, so the reference's
 # "Pelvis, Left_hip, ..., Left_wrist" spelling (plus its extra Left_palm/Right_palm) maps too.
 SMPL = RigMapping(
@@ -181,8 +212,9 @@ MIXAMO = RigMapping(
     },
 )
 
-RIGS: dict[str, RigMapping] = {rig.name: rig for rig in (SMPL, BANDAI, CMU_DAZ, MIXAMO)}
-RIG_ALIASES = {"cmu": "cmu-daz", "cmu-dance": "cmu-daz", "daz": "cmu-daz", "bandai-namco": "bandai"}
+RIGS: dict[str, RigMapping] = {rig.name: rig for rig in (SMPL, BANDAI, CMU_DAZ, MIXAMO, CC_BASE)}
+RIG_ALIASES = {"cmu": "cmu-daz", "cmu-dance": "cmu-daz", "daz": "cmu-daz", "bandai-namco": "bandai", "cmu-cc": "cc-base",
+               "character-creator": "cc-base", "iclone": "cc-base"}  # fmt: skip
 
 
 def rig_template_path(name: str) -> Path | None:
