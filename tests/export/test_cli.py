@@ -51,6 +51,11 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path):
     assert result.exit_code == 2 and "--unit-scale applies to --rig smpl only" in result.output
     result = invoke("export", WALK)
     assert result.exit_code == 2 and "at least one of --gltf" in result.output
+    np.save(tmp_path / "dots.npy", np.zeros((5, 22, 3)))  # every joint at one point: no skeleton
+    for args in (["--gltf", tmp_path / "x.glb"], ["--bvh", tmp_path / "x.bvh", "--rig", "mixamo"]):
+        result = invoke("export", tmp_path / "dots.npy", *args)
+        assert result.exit_code == 2, result.output
+        assert "dots.npy: the pelvis-left_hip bone is 0.0 mm long" in result.output
     assert not list(tmp_path.glob("x.*"))
 
 

@@ -30,9 +30,13 @@ import numpy as np
 from motionmillion.motion.bvh import Skeleton, read_bvh, world_transforms, write_skeleton_bvh
 from motionmillion.motion.kinematics import forward_kinematics, local_to_global
 from motionmillion.motion.motion import Motion
+from motionmillion.motion.representation import InvalidMotionError
 from motionmillion.motion.rigs import RIGS, RigMapping, UnknownRigError, resolve_rig, rig_template_path
 from motionmillion.motion.rotations import kabsch, rotation_between
 from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+
+
+MIN_BONE_LENGTH = 0.005  # metres; the shortest SMPL bone (spine2-spine3) is about 5 cm
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,14 @@ def motion_skeleton(motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     rotations = motion.rotations
     root = motion.root_positions
     offsets = fit_offsets(motion.joints, rotations)
+    lengths = np.linalg.norm(offsets[1:], axis=1)
+    if not lengths.min() >= MIN_BONE_LENGTH:  # also catches NaN
+        j = 1 + int(np.nanargmin(lengths)) if np.isfinite(lengths).any() else 1
+        label = motion.meta.get("source") or motion.text or "motion"
+        raise InvalidMotionError(
+            f"{label}: the {JOINT_NAMES[PARENTS[j]]}-{JOINT_NAMES[j]} bone is {lengths[j - 1] * 1000:.1f} mm long; "
+            "these joints do not form a body that can be exported"
+        )
     return rotations, root, offsets, forward_kinematics(rotations, root, offsets)
 
 

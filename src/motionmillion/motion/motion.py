@@ -57,12 +57,13 @@ class Motion:
             raise MotionFileError(f"{path}: fps must be positive, got {fps}")
         if not path.is_file():
             raise MotionFileError(f"{path}: no such file")
+        source = {"source": str(path)}  # lets later errors (e.g. an export's) name the file
         suffix = path.suffix.lower()
         if suffix == ".bvh":
             from motionmillion.motion.bvh import bvh_to_features
 
             # Through the features, so BVH input lands in the same canonical frame as everything else.
-            return cls(bvh_to_features(path, rig=rig, source_fps=source_fps), fps=FPS, text=text)
+            return cls(bvh_to_features(path, rig=rig, source_fps=source_fps), fps=FPS, text=text, meta=source)
         if suffix != ".npy":
             raise MotionFileError(f"{path}: unsupported motion file (use .npy with (T, 272) or (T, 22, 3), or .bvh)")
         try:
@@ -71,7 +72,7 @@ class Motion:
             raise MotionFileError(f"{path}: not a readable .npy file ({err})") from err
         fps = FPS if fps is None else float(fps)
         if array.ndim == 2 and array.shape[1] == FEATURE_DIM:
-            return cls(validate_features(array.astype(np.float64), path), fps=fps, text=text)
+            return cls(validate_features(array.astype(np.float64), path), fps=fps, text=text, meta=source)
         if array.ndim == 3 and array.shape[1:] == (NUM_JOINTS, 3):
             if len(array) == 0:
                 raise MotionFileError(f"{path}: the motion has zero frames")
@@ -80,7 +81,7 @@ class Motion:
                 raise MotionFileError(f"{path}: NaN/infinite joint positions in {describe_frames(np.nonzero(bad)[0])}")
             joints = array.astype(np.float64)
             features = encode_272(joints, rotations_from_positions(joints), canonical=False)
-            return cls(features, fps=fps, text=text)
+            return cls(features, fps=fps, text=text, meta=source)
         raise MotionFileError(
             f"{path}: expected (T, {FEATURE_DIM}) features or (T, {NUM_JOINTS}, 3) joints, got shape {array.shape}"
         )
