@@ -60,7 +60,14 @@ def export_rigs() -> list[str]:
 
 
 def describe_rigs() -> list[tuple[str, str]]:
-    return [(name, RIGS[name].description) for name in export_rigs()]
+    """(name, description with any other names it answers to) of every export rig."""
+    from motionmillion.motion.rigs import RIG_ALIASES
+
+    out = []
+    for name in export_rigs():
+        aliases = [alias for alias, target in RIG_ALIASES.items() if target == name]
+        out.append((name, RIGS[name].description + (f" Also: {', '.join(aliases)}." if aliases else "")))
+    return out
 
 
 @functools.cache
