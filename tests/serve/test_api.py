@@ -12,7 +12,7 @@ import pytest
 
 from motionmillion.motion import Motion
 from motionmillion.motion.bvh import load_bvh_joints
-from motionmillion.pipeline import GenerationRequest
+from motionmillion.pipeline import GenerationRequest, MotionPipeline
 from motionmillion.serve.app import create_app
 from motionmillion.serve.config import ServeConfig
 from motionmillion.serve.store import MotionStore
@@ -63,18 +63,50 @@ def test_generate_returns_the_pipelines_motions_and_their_files(live, bundled_pi
         assert live.client.get(files["glb"]).content[:4] == b"glTF"
 
 
-def test_stream_sends_start_chunks_and_done(live):
-    with live.client.stream("POST", "/v1/generate/stream", json={"prompt": "someone bows", "seconds": 2, "seed": 3}) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        text = "".join(r.iter_text())
-    events = [(block.split("\n")[0][len("event: "):], json.loads(block.split("\n")[1][len("data: "):]))
-              for block in text.strip().split("\n\n")]  # fmt: skip
+def _events(live, body) -> list[tuple[str, dict]]:
+    with live.client.stream("POST", "/v1/generate/stream", json=body) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    return [(block.split("\n")[0][len("event: "):], json.loads(block.split("\n")[1][len("data: "):]))
+            for block in text.strip().split("\n\n")]  # fmt: skip
+
+
+def _streamed_joints(events) -> np.ndarray:
     names = [name for name, _ in events]
-    assert names[0] == "start" and names[-1] == "done" and set(names[1:-1]) == {"chunk"}
-    joints = np.concatenate([np.array(data["joints"]) for name, data in events if name == "chunk"])
-    done = events[-1][1]
-    assert joints.shape == (done["frames"], 22, 3) and done["seed"] == 3
+    assert names[0] == "start" and names[-1] == "done" and set(names[1:-1]) == {"chunk"}, names
+    starts = [data["start"] for name, data in events if name == "chunk"]
+    joints = [np.array(data["joints"]) for name, data in events if name == "chunk"]
+    assert starts == list(np.cumsum([0] + [len(j) for j in joints[:-1]]))  # chunks follow each other
+    return np.concatenate(joints)
+
+
+def test_stream_sends_frames_while_generating_then_the_motion(live, bundled_pipe):
+    events = _events(live, {"prompt": "someone bows", "seconds": 4, "seed": 3})
+    joints, start, done = _streamed_joints(events), events[0][1], events[-1][1]
+    assert joints.shape == (done["frames"], 22, 3) and done["seed"] == start["seed"] == 3
     assert live.client.get(done["files"]["json"]).status_code == 200
+    (expected,) = bundled_pipe.generate([GenerationRequest("someone bows", seconds=4, seed=3)])
+    np.testing.assert_allclose(joints, expected.joints, atol=2e-3)  # the same motion as /v1/generate
+    if hasattr(bundled_pipe, "stream"):
+        assert start["chunked"] and sum(name == "chunk" for name, _ in events) > 1
+    else:
+        assert not start["chunked"] and "one chunk" in start["note"]
+    # fix_feet cleans a whole motion: one chunk, said so.
+    events = _events(live, {"prompt": "someone bows", "seconds": 2, "seed": 3, "fix_feet": True})
+    assert not events[0][1]["chunked"] and len(_streamed_joints(events)) == events[-1][1]["frames"]
+
+
+@pytest.mark.skipif(not hasattr(MotionPipeline, "compose"), reason="this library has no timelines yet")
+def test_a_timeline_of_prompts_is_one_motion(live, bundled_pipe):
+    segments = [{"prompt": "a person walks forward", "seconds": 2}, {"prompt": "a person bows", "seconds": 2}]
+    (motion,) = _generate(live, segments=segments, seed=5)
+    assert 100 <= motion["frames"] <= 140 and [s["prompt"] for s in motion["segments"]] == [s["prompt"] for s in segments]
+    expected = bundled_pipe.compose(segments, seed=5)
+    np.testing.assert_allclose(np.array(motion["joints"]), expected.joints, atol=1e-3)
+    events = _events(live, {"segments": segments, "seed": 5})
+    np.testing.assert_allclose(_streamed_joints(events), expected.joints, atol=2e-3)
+    empty = live.client.post("/v1/generate", json={"segments": []})
+    assert empty.status_code == 422 and "timeline is empty" in empty.json()["error"]
 
 
 def test_concurrent_requests_are_batched(live):
@@ -92,7 +124,10 @@ def test_concurrent_requests_are_batched(live):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({}, 422, "prompt: Field required"),
+        ({}, 422, "body: give either prompt or segments"),
+        ({"prompt": "walk", "segments": [{"prompt": "run", "seconds": 1}]}, 422, "give either prompt or segments"),
+        ({"segments": [{"prompt": "run", "seconds": 1}], "seconds": 2}, 422, "durations go in the segments"),
+        ({"segments": [{"prompt": "run"}]}, 422, "segments.0.seconds: Field required"),
         ({"prompt": "   "}, 422, "prompt is empty"),
         ({"prompt": 3}, 422, "prompt: Input should be a valid string"),
         ({"prompt": "x" * 501}, 422, "501 characters, the limit is 500"),

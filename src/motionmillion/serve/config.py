@@ -15,6 +15,7 @@ class ServeConfig:
     max_prompt_chars: int = 500
     max_seconds: float | None = None  # None = the model's longest motion
     max_num_samples: int = 8
+    max_segments: int = 16  # prompts in one timeline
     max_body_bytes: int = 16 * 1024  # larger bodies get a 413
     # Limits on the server as a whole.
     max_queue: int = 256  # requests waiting for the generator; more get a 429
@@ -25,7 +26,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_prompt_chars": self.max_prompt_chars,
-                    "max_num_samples": self.max_num_samples, "max_body_bytes": self.max_body_bytes,
+                    "max_num_samples": self.max_num_samples, "max_segments": self.max_segments, "max_body_bytes": self.max_body_bytes,
                     "max_queue": self.max_queue, "request_timeout_s": self.request_timeout_s,
                     "cache_max_bytes": self.cache_max_bytes}  # fmt: skip
         for name, value in positive.items():
