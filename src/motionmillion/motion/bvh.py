@@ -39,6 +39,11 @@ _ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 _ALL_CHANNELS = {c.lower(): c for c in _POSITION_CHANNELS + _ROTATION_CHANNELS}
 
 
+# Frame rates a capture can have: 1,000 fps down to 1 fps. Outside them a header is broken, and resampling
+# it to 30 fps would ask for absurd frame counts.
+MIN_FRAME_TIME, MAX_FRAME_TIME = 1e-3, 1.0
+
+
 class BVHError(ValueError):
     """A BVH file that cannot be read or mapped; the message starts with the file path."""
 
@@ -215,6 +220,9 @@ def read_bvh(path: str | Path) -> BVHData:
         raise BVHError(f"{path}: the motion has zero frames")
     if not (math.isfinite(frame_time) and frame_time > 0):
         raise BVHError(f"{path}: Frame Time must be a positive number, got {time_match.group(1)}")
+    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
+        raise BVHError(f"{path}: Frame Time {time_match.group(1)} s is no capture rate (expected "
+                       f"{MIN_FRAME_TIME:g}-{MAX_FRAME_TIME:g} s, i.e. 1-1000 fps); fix the file's header")  # fmt: skip
 
     num_channels = sum(len(c) for c in tree["channels"])
     data_lines = [line for line in lines[motion_line + 3 :] if line.strip()]

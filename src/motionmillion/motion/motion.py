@@ -133,13 +133,27 @@ class Motion:
         return Path(path)
 
     def save(
-        self, folder: str | Path, stem: str = "motion", video: bool = True, bvh: bool = True, gltf: bool = False
+        self,
+        folder: str | Path,
+        stem: str | None = None,
+        video: bool = True,
+        bvh: bool = True,
+        gltf: bool = False,
+        overwrite: bool = False,
     ) -> dict[str, Path]:
         """Write ``<stem>.npy`` (272 features), ``<stem>_joints.npy``, ``<stem>.bvh``, ``<stem>.mp4``, a JSON
-        and, with ``gltf=True``, ``<stem>.glb``."""
+        and, with ``gltf=True``, ``<stem>.glb``. ``stem`` defaults to the text as a file name ("motion"
+        without text). Files of that stem that exist are refused unless ``overwrite`` (then every old
+        file of the stem goes, so no stale MP4 or BVH of another motion stays beside the new ones)."""
         from motionmillion.utils.io import atomic_save_npy, atomic_write_json
 
         folder = Path(folder)
+        stem = stem or file_stem(self.text)
+        old = [folder / f"{stem}{suffix}" for suffix in STEM_SUFFIXES if (folder / f"{stem}{suffix}").exists()]
+        if old and not overwrite:
+            raise FileExistsError(f"{old[0]}: exists; choose another folder or stem, or pass overwrite=True")
+        for path in old:
+            path.unlink()
         written = {"features": folder / f"{stem}.npy", "joints": folder / f"{stem}_joints.npy"}
         atomic_save_npy(written["features"], self.features.astype(np.float32))
         atomic_save_npy(written["joints"], self.joints.astype(np.float32))
@@ -153,3 +167,13 @@ class Motion:
         info = {"text": self.text, "fps": self.fps, "frames": self.num_frames, "seconds": round(self.seconds, 3)}
         atomic_write_json(written["json"], {**info, **self.meta})
         return written
+
+
+STEM_SUFFIXES = (".npy", "_joints.npy", ".bvh", ".glb", ".mp4", ".json")  # what Motion.save writes
+
+
+def file_stem(text: str, limit: int = 40) -> str:
+    """A file name from a motion's text: lower-case words joined by "_" ("motion" when there are none)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit].strip("_") or "motion"

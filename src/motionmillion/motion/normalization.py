@@ -46,7 +46,18 @@ class Normalizer:
     def load(cls, folder: str | Path) -> Normalizer:
         """Read ``mean.npy`` and ``std.npy`` from a folder (e.g. ``DATASET/mean_std/vector_272``)."""
         folder = Path(folder)
-        return cls(np.load(folder / "mean.npy"), np.load(folder / "std.npy"))
+        arrays = []
+        for name in ("mean.npy", "std.npy"):
+            try:
+                arrays.append(np.load(folder / name, allow_pickle=False))
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{folder / name}: missing (a normalisation folder holds mean.npy and std.npy)") from None
+            except (OSError, ValueError) as err:  # not an .npy file, or a pickled object array
+                raise ValueError(f"{folder / name}: not a numeric .npy array ({type(err).__name__})") from None
+        try:
+            return cls(*arrays)
+        except ValueError as err:
+            raise ValueError(f"{folder}: {err}") from None
 
     def save(self, folder: str | Path) -> None:
         from motionmillion.utils.io import atomic_save_npy

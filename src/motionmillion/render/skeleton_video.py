@@ -30,6 +30,9 @@ def _check_joints(joints: np.ndarray, path: str | Path) -> np.ndarray:
     return joints
 
 
+MIN_SIZE, MAX_SIZE = 64, 2048  # pixels; smaller is unreadable, larger costs GBs of frames in memory
+
+
 def render_motion(
     joints: np.ndarray,
     path: str | Path,
@@ -50,6 +53,8 @@ def render_motion(
             figure facing +Z (canonicalised motions start so), other values turn the camera about Y.
         trajectory: draw the root's ground track so far.
     """
+    import warnings
+
     import imageio.v2 as imageio
 
     # A bare Figure on an Agg canvas: no pyplot, so no global backend state and nothing to close.
@@ -68,7 +73,9 @@ def render_motion(
     joints = _check_joints(joints, path).copy()
     joints[..., 1] -= joints[..., 1].min()  # floor at the lowest point of the motion
     root = joints[:, 0]
-    size = max(64, int(size) // 16 * 16)
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"{path}: size must be {MIN_SIZE}-{MAX_SIZE} pixels, got {size}")
+    size = int(size) // 16 * 16
     dpi = 100
 
     fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
@@ -105,21 +112,24 @@ def render_motion(
         else:
             writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
         try:
-            for t in range(len(joints)):
-                for line, chain in zip(lines, KINEMATIC_CHAINS):
-                    pts = joints[t, list(chain)]
-                    line.set_data_3d(pts[:, 0], pts[:, 1], pts[:, 2])
-                x0, z0 = root[t, 0], root[t, 2]
-                if trajectory:  # the ground track so far, inside the view square
-                    past = root[: t + 1]
-                    past = past[(np.abs(past[:, 0] - x0) <= radius) & (np.abs(past[:, 2] - z0) <= radius)]
-                    track.set_data_3d(past[:, 0], np.zeros(len(past)), past[:, 2])
-                ax.set_xlim(x0 - radius, x0 + radius)
-                ax.set_zlim(z0 - radius, z0 + radius)
-                floor.set_segments(_grid(x0, z0, radius, GRID_STEP))
-                fig.canvas.draw()
-                frame = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-                writer.append_data(np.ascontiguousarray(frame))
+            with warnings.catch_warnings():
+                # A title in a script the font lacks (emoji, CJK) draws boxes; that is no reason to warn per frame.
+                warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+                for t in range(len(joints)):
+                    for line, chain in zip(lines, KINEMATIC_CHAINS):
+                        pts = joints[t, list(chain)]
+                        line.set_data_3d(pts[:, 0], pts[:, 1], pts[:, 2])
+                    x0, z0 = root[t, 0], root[t, 2]
+                    if trajectory:  # the ground track so far, inside the view square
+                        past = root[: t + 1]
+                        past = past[(np.abs(past[:, 0] - x0) <= radius) & (np.abs(past[:, 2] - z0) <= radius)]
+                        track.set_data_3d(past[:, 0], np.zeros(len(past)), past[:, 2])
+                    ax.set_xlim(x0 - radius, x0 + radius)
+                    ax.set_zlim(z0 - radius, z0 + radius)
+                    floor.set_segments(_grid(x0, z0, radius, GRID_STEP))
+                    fig.canvas.draw()
+                    frame = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+                    writer.append_data(np.ascontiguousarray(frame))
         finally:
             writer.close()
     return path
