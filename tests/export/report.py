@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import GENERATED, REAL_CLIPS, node_missing, run_node  # noqa: E402
-from measure import read_positions_bvhio, read_positions_project, rig_errors  # noqa: E402
+from export_readers import GENERATED, REAL_CLIPS, node_missing, run_node  # noqa: E402
+from export_measure import read_positions_bvhio, read_positions_project, rig_errors  # noqa: E402
 
 from motionmillion.export.retarget import motion_skeleton  # noqa: E402
 from motionmillion.motion import JOINT_NAMES, Motion  # noqa: E402

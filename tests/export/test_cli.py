@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pygltflib
-from conftest import REAL_CLIPS
+from export_readers import REAL_CLIPS
 from typer.testing import CliRunner
 
 from motionmillion.cli import app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pygltflib
 import pytest
-from conftest import needs_node, run_node
+from export_readers import needs_node, run_node
 
 from motionmillion.export.retarget import motion_skeleton
 from motionmillion.motion import JOINT_NAMES, Motion

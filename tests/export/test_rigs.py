@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from measure import mapped_bones, read_positions_bvhio, read_positions_project, rig_errors
+from export_measure import mapped_bones, read_positions_bvhio, read_positions_project, rig_errors
 
 from motionmillion.export.retarget import export_rigs, load_rig_template, retarget
 from motionmillion.motion import Motion
