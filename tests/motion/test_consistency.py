@@ -126,3 +126,28 @@ def test_writing_an_inconsistent_file_logs_the_disagreement(walk, tmp_path, capl
         write_bvh(tmp_path / "real.bvh", walk)
     assert "disagree" not in caplog.text
 
+
+
+def test_dataset_skeleton_is_the_frame_weighted_mean_of_its_clips(walk, tmp_path):
+    from motionmillion.data.layout import write_clip
+    from motionmillion.data.stats import dataset_skeleton
+
+    own = fit_skeleton(walk)
+    taller = make_consistent(walk[:50], own * 1.1)  # a second actor, 10% taller, half as long
+    write_clip(tmp_path, "a/walk", walk, ["a person walks"])
+    write_clip(tmp_path, "b/taller", taller, ["a person walks"])
+    offsets, clips = dataset_skeleton(tmp_path)  # no split files yet: every stored clip
+    assert clips == 2
+    expected = (own * len(walk) + own * 1.1 * len(taller)) / (len(walk) + len(taller))
+    np.testing.assert_allclose(offsets, expected, atol=1e-5)
+
+
+def test_a_damaged_skeleton_file_is_a_clear_pipeline_error(tmp_path):
+    import shutil
+
+    from motionmillion.pipeline import MotionPipeline, PipelineError, default_model_path
+
+    folder = shutil.copytree(default_model_path(), tmp_path / "model")
+    (folder / "skeleton.json").write_text("{not json")
+    with pytest.raises(PipelineError, match="skeleton.json"):
+        MotionPipeline.from_pretrained(folder)
