@@ -57,6 +57,9 @@ class TextEncoder(torch.nn.Module):
     def __init__(self, name_or_path: str = DEFAULT_TEXT_ENCODER, max_length: int = 150):
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every command is noise
 
         self.name = name_or_path
         path = resolve_text_encoder_path(name_or_path)
