@@ -31,6 +31,17 @@ def read_positions_bvhio(path: Path) -> tuple[list[str], np.ndarray]:
     return [joint.Name for joint in layout], np.array(frames)
 
 
+def read_positions_threejs(path: Path) -> tuple[list[str], np.ndarray]:
+    """The same by three.js's BVHLoader under Node (which reads ':' in names as '_'; names given back)."""
+    import re
+
+    from export_readers import run_node
+
+    (out,) = run_node("bvh_joints.mjs", str(path))
+    original = {n.replace(":", "_"): n for n in re.findall(r"(?:ROOT|JOINT)\s+(\S+)", Path(path).read_text())}
+    return [original[n] for n in out["names"]], np.array(out["positions"])
+
+
 def mapped_bones(rig: str) -> list[tuple[str, str, int, int]]:
     """(rig parent, rig child, SMPL joint, SMPL joint) for every rig bone whose two ends are mapped
     (through unmapped rig joints such as CMU's buttocks), and for ``smpl`` its own bones."""

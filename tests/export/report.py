@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from export_readers import GENERATED, REAL_CLIPS, node_missing, run_node  # noqa: E402
-from export_measure import read_positions_bvhio, read_positions_project, rig_errors  # noqa: E402
+from export_measure import read_positions_bvhio, read_positions_project, read_positions_threejs, rig_errors  # noqa: E402
 
 from motionmillion.export.retarget import motion_skeleton  # noqa: E402
 from motionmillion.motion import JOINT_NAMES, Motion  # noqa: E402
@@ -46,7 +46,10 @@ def main() -> None:
         report["rigs"] = {}
         for rig in ("smpl", "mixamo", "bandai", "cmu"):
             units = 1.0 if rig == "smpl" else 100.0
-            for reader_name, reader in (("project", read_positions_project), ("bvhio", read_positions_bvhio)):
+            readers = {"project": read_positions_project, "bvhio": read_positions_bvhio}
+            if node_missing() is None:
+                readers["threejs"] = read_positions_threejs
+            for reader_name, reader in readers.items():
                 for group, motions in (("real", real), ("generated", generated)):
                     worst = {"bone_degrees": 0.0, "foot_height_cm": 0.0}
                     for name, motion in motions.items():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from export_measure import mapped_bones, read_positions_bvhio, read_positions_project, rig_errors
+from export_measure import mapped_bones, read_positions_bvhio, read_positions_project, read_positions_threejs, rig_errors
+from export_readers import node_missing
 
 from motionmillion.export.retarget import export_rigs, load_rig_template, retarget
 from motionmillion.motion import Motion
@@ -12,7 +13,7 @@ from motionmillion.motion.bvh import read_bvh
 from motionmillion.motion.rigs import UnknownRigError, detect_rig
 
 RIGS = ["smpl", "mixamo", "bandai", "cmu"]
-READERS = {"project": read_positions_project, "bvhio": read_positions_bvhio}
+READERS = {"project": read_positions_project, "bvhio": read_positions_bvhio, "threejs": read_positions_threejs}
 UNITS = {"smpl": 1.0, "mixamo": 100.0, "bandai": 100.0, "cmu": 100.0}
 
 
@@ -32,6 +33,8 @@ def rig_files(request, tmp_path_factory) -> dict[tuple[str, str], str]:
 def test_mapped_bones_follow_the_motion_and_feet_stay_on_the_floor(request, rig_files, rig, reader):
     if reader == "bvhio":
         pytest.importorskip("bvhio", reason="bvhio (PyPI, in the dev extra) is not installed")
+    if reader == "threejs" and node_missing():
+        pytest.skip(node_missing())
     for name, motion in _motions(request).items():
         errors = rig_errors(motion, rig_files[name, rig], rig, READERS[reader], UNITS[rig])
         assert errors["frames"] == motion.num_frames
