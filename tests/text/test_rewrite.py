@@ -14,7 +14,6 @@ from motionmillion.text.rewrite import (
     CaptionBank,
     LanguageModelRewriter,
     RetrievalRewriter,
-    clip_labels,
     coverage_of,
     parse_rewrite,
     understand,
@@ -76,15 +75,20 @@ def test_retrieval_votes_for_a_movement_keeps_the_named_side_and_estimates_the_d
     assert walk.text == "A person walks forward." and walk.seconds == pytest.approx(8.0)
 
 
-def test_mirrored_clips_get_the_mirrored_movement_label_and_studio_directions_are_walks():
-    record = {"label": {"content": "wave-left-hand", "style": "happy"},
-              "clips": [{"name": "b/x_00", "mirror": "b/Mx_00"}]}  # fmt: skip
-    assert clip_labels(record) == [("b/x_00", "wave-left-hand", "happy"), ("b/Mx_00", "wave-right-hand", "happy")]
-    turn = {"label": {"content": "walk-turn-left", "style": "normal"},
-            "clips": [{"name": "t", "mirror": "Mt", "turn_degrees": -85.0}]}  # fmt: skip
-    assert [c for _, c, _ in clip_labels(turn)] == ["walk-turn-right", "walk-turn-left"]
-    walk = {"label": {"content": "walk-left", "style": "sad"}, "clips": [{"name": "w", "mirror": "Mw"}]}
-    assert {c for _, c, _ in clip_labels(walk)} == {"walk"}
+def test_bank_from_a_dataset_labels_mirrors_and_studio_directions_and_adds_unknown_movements(tmp_path):
+    from motionmillion.data.importers import import_bvh
+    from motionmillion.pipeline import MotionPipeline
+    from motionmillion.text.rewrite import bank_from_dataset
+
+    import_bvh(FIXTURE / "bvh/bandai", tmp_path / "ds", "bandai", workers=1, progress=False)
+    bank = bank_from_dataset(tmp_path / "ds", MotionPipeline.from_pretrained(device="cpu").text_encoder,
+                             FIXTURE / "text", split="all")  # fmt: skip
+    labels = {(c, m) for c, m in zip(bank.captions, bank.contents)}
+    assert {m for _, m in labels} == {"walk", "bye", "wave-left-hand", "wave-right-hand"}  # the mirror waves right
+    assert all(("left" in c.lower()) == (m == "wave-left-hand") for c, m in labels if m.startswith("wave-"))
+    np.testing.assert_allclose(bank.seconds, 100 / 30, rtol=1e-6)  # every fixture clip is 100 frames
+    assert bank.other_captions and len(bank.other_embeddings) == len(bank.other_captions)
+    assert not set(bank.other_captions) & set(bank.captions)
 
 
 @pytest.mark.parametrize(
@@ -226,3 +230,16 @@ def test_language_model_rewriter_uses_the_instruction_and_parses_the_reply(tiny_
 def test_language_model_rewriter_that_is_not_there_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="cannot load a local causal language model"):
         LanguageModelRewriter(str(tmp_path / "missing"))
+
+
+def test_rewriting_pipeline_generates_from_the_rewrite_and_reports_coverage(pipe):
+    from motionmillion.text.rewrite import RewritingPipeline
+
+    rewriting = RewritingPipeline(pipe)
+    assert rewriting.max_seconds == pipe.max_seconds
+    known, unknown = rewriting(["someone strolls ahead looking gloomy", "a person swims"], seconds=[2.0, None], seed=0)
+    assert known.meta["prompt"] == "someone strolls ahead looking gloomy" and known.text == known.meta["prompt_used"]
+    assert known.text in pipe_bank_captions(pipe) and abs(known.seconds - 2.0) < 0.3  # a given duration is kept
+    assert "warning" not in known.meta and 0.5 <= known.meta["coverage"] <= 1.0
+    assert unknown.meta["coverage"] < 0.305 and "swims" in unknown.meta["warning"]
+    assert 1.0 <= unknown.seconds <= pipe.max_seconds  # estimated from the rewrite's clips

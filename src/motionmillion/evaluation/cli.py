@@ -108,6 +108,8 @@ def eval_prompts_command(
     seed: int = typer.Option(0, "--seed"),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     json_out: Path = typer.Option(..., "--json", help="Result JSON; the Markdown report goes beside it."),
+    rewrite: bool = typer.Option(False, "--rewrite", help="Rewrite every prompt into the training captions' wording first."),
+    rewriter: str = typer.Option(None, "--rewriter", help="With --rewrite: a local causal LM (path); default: caption-bank retrieval."),
 ) -> None:
     """Generate for a prompt set without motions: alignment, physical metrics, durations, failures, content retrieval."""
     from motionmillion.evaluation.report import write_report
@@ -116,6 +118,10 @@ def eval_prompts_command(
     _setup_logging()
     model, evaluator = _resolve(model, evaluator)
     pipe, ev = _load(model, evaluator)
+    if rewrite:
+        from motionmillion.text.rewrite import RewritingPipeline
+
+        pipe = RewritingPipeline(pipe, rewriter)
     result = evaluate_prompts(pipe, ev, prompts, samples=samples, seed=seed, dataset_root=data,
                               batch_size=batch_size, model_name=str(model), evaluator_path=str(evaluator))
     written = write_report(result, json_out, f"Prompt-set evaluation: {prompts.name} with {model.name}")

@@ -141,31 +141,12 @@ def embed(text_encoder, texts: list[str], batch_size: int = 256) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def clip_labels(record: dict) -> list[tuple[str, str, str]]:
-    """(clip name, movement, style) for every clip and mirrored clip of one import record."""
-    from motionmillion.data.captions import STRAIGHT, swap_left_right
-
-    label = record.get("label", {})
-    content = label.get("content") or label.get("category") or UNKNOWN
-    content = SAME_MOVEMENT.get(content, content)
-    style = label.get("style", "normal")
-    out = []
-    for clip in record.get("clips", []):
-        clip_content = content
-        if content.startswith("walk-turn-") and "turn_degrees" in clip:  # captions say the measured turn
-            turn = clip["turn_degrees"]
-            clip_content = "walk" if abs(turn) < STRAIGHT else f"walk-turn-{'left' if turn > 0 else 'right'}"
-        out.append((clip["name"], clip_content, style))
-        out.append((clip["mirror"], swap_left_right(clip_content), style))
-    return out
-
-
 def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | Path | None = None,
                       split: str = "train", kind: str = "t2m_60_300") -> CaptionBank:
     """The caption bank of a MotionMillion dataset's ``split``: every unique caption, the majority movement
     and style label of the clips carrying it (from the import records), and their median length. With
     ``text_pool`` (the HumanML3D/KIT-ML caption folder), also captions of movements the data lacks."""
-    from motionmillion.data.importers import load_records
+    from motionmillion.data.importers import clip_labels
     from motionmillion.data.layout import MotionDataset
     from motionmillion.motion import FPS
 
@@ -173,7 +154,8 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
     names = dataset.names(split, kind=kind)
     if not names:
         raise ValueError(f"{dataset_root}: no clips in the {kind} {split} split to build a caption bank from")
-    labels = {name: (content, style) for record in load_records(dataset_root) for name, content, style in clip_labels(record)}
+    labels = {name: (SAME_MOVEMENT.get(label.content, label.content) or UNKNOWN, label.style or "normal")
+              for name, label in clip_labels(dataset_root).items()}  # fmt: skip
     by_caption: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
     for name in names:
         content, style = labels.get(name, (UNKNOWN, "normal"))
@@ -449,8 +431,8 @@ def coverage_of(bank: CaptionBank, embedding: np.ndarray, k: int = COVERAGE_NEIG
 def _warning(bank: CaptionBank, prompt: str, nearest: int, nearest_other: int | None) -> str:
     shown = prompt if len(prompt) <= 60 else prompt[:57].rstrip() + "..."
     reads_like = f" (it reads like {bank.other_captions[nearest_other].rstrip('.')!r})" if nearest_other is not None else ""
-    return (f"the model knows no movement like {shown!r}{reads_like}; nearest known: "
-            f"{bank.captions[nearest].rstrip('.')!r}, which is what it will generate something like")  # fmt: skip
+    return (f"the model knows no movement like {shown!r}{reads_like}; the nearest it knows is "
+            f"{bank.captions[nearest].rstrip('.')!r}")  # fmt: skip
 
 
 def understand(pipe, prompts: str | list[str], rewrite: bool = False, rewriter: str | Rewriter | None = None,
@@ -532,3 +514,21 @@ def understood_requests(pipe, requests: list, rewrite: bool = False, rewriter: s
             changes["seconds"] = max(MIN_SECONDS, answer.seconds)
         out.append(dataclasses.replace(request, **changes))
     return out
+
+
+class RewritingPipeline:
+    """A pipeline whose every call rewrites its prompts first (``pipe(prompts, seconds, num_samples, seed,
+    **options) -> list[Motion]``), for runners that only call a pipeline, e.g. ``eval prompts --rewrite``.
+    The motions' text is the rewritten prompt; what was written is in ``meta["prompt"]``."""
+
+    def __init__(self, pipe, rewriter: str | Rewriter | None = None):
+        self.pipe, self.rewriter = pipe, rewriter
+        self.max_seconds = pipe.max_seconds
+
+    def __call__(self, prompts, seconds=None, num_samples: int = 1, seed: int | None = None, **options) -> list:
+        import dataclasses
+
+        requests = self.pipe.requests(prompts, seconds, num_samples, seed, **options)
+        requests = [dataclasses.replace(r, prompt=r.meta["prompt_used"], meta={**r.meta, "prompt": r.prompt})
+                    for r in understood_requests(self.pipe, requests, rewrite=True, rewriter=self.rewriter)]  # fmt: skip
+        return list(self.pipe.generate(requests))
