@@ -573,6 +573,8 @@ def write_skeleton_bvh(
 
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"{path}: fps must be positive, got {fps}")
+    if not (math.isfinite(unit_scale) and unit_scale > 0):
+        raise ValueError(f"{path}: unit_scale (file units per metre) must be positive, got {unit_scale}")
     num_frames = len(rotations)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Gimbal lock detected")
