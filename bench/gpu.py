@@ -1,0 +1,436 @@
+"""Benchmark: the generator's decode path and training step, the tokenizer, at the paper's shapes on one GPU.
+
+    python3 bench/gpu.py --prepare              # here: copy ../shared/tools + ../shared/peer into bench/gpu_kit/
+    python3 bench/gpu.py --out DIR              # on the GPU machine, from the repository root (~5 min on an H200)
+    .venv/bin/python bench/gpu.py --smoke --out DIR   # any CPU: tiny shapes, the whole script end to end
+
+Random weights. Writes ONE JSON, DIR/gpu.json, rewritten after every section (a timeout keeps the finished
+ones) and printed at the end; each section records its own error instead of stopping the run.
+
+Sections:
+  env          torch/CUDA/GPU, measured device-copy bandwidth (the decode bound) and bf16 matmul TFLOP/s
+  decode       the 1B and 7B presets in bf16, batch 1 and 32, a 10 s motion (150 tokens): the eager sampler
+               (generator/sample.py) against the static engine (generator/decode.py: static KV cache, on-device
+               draws, CUDA graph); ms/token, tokens/s, fraction of the bandwidth bound (all weights read once
+               per step), motions/s and generated frames/s at batch 32
+  train        the 1B preset's training step as the trainer runs it (bf16 autocast over fp32 weights, fused
+               AdamW, grad clip), eager / per-Block torch.compile / compile + activation checkpointing
+               (generator/parallelize.py), a micro-batch sweep: tokens/s, MFU, peak memory, and the
+               micro-batch and gradient accumulation to use for a global batch of --global-batch sequences
+  tokenizer    the paper-preset tokenizer: encode and decode frames/s, fp32 and bf16 autocast
+  decode_limit ../shared/tools/decode_limit.py: a LLaMA-shaped static-cache decode step, eager and graphed
+  same_weights ../shared/tools/bench_same_weights.py: the project against the paper's code, same weights
+
+The two shared tools and the paper's files are read from ``bench/gpu_kit/`` when it exists (made by
+``--prepare``; git-ignored: carry it to the GPU machine with the checkout), else from ``../shared``.
+Nothing here needs the project to be installed: ``src/`` is put on the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+KIT = ROOT / "bench" / "gpu_kit"
+SHARED = ROOT.parent / "shared"
+KIT_FILES = {"tools/decode_limit.py": "tools/decode_limit.py", "tools/bench_same_weights.py": "tools/bench_same_weights.py",
+             "peer/motionmillion-codes": "peer/motionmillion-codes"}  # fmt: skip
+SECTIONS = ("env", "decode", "train", "tokenizer", "decode_limit", "same_weights")
+DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # FLOP/s, dense, by GPU name
+VOCAB_CODES, TEXT_DIM, TEXT_TOKENS = 64000, 2048, 20  # FSQ 64,000 codes; flan-T5-XL features, as the paper
+
+T0 = time.perf_counter()
+torch = None  # imported in main()
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {message}", flush=True)
+
+
+def sig(value: float, digits: int = 4) -> float:
+    return float(f"{float(value):.{digits}g}")
+
+
+class Report:
+    def __init__(self, out: Path):
+        self.path = out / "gpu.json"
+        self.data: dict = {}
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.replace(self.path)
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, reps: int, warmup: int = 1) -> float:
+    """Median seconds of ``reps`` runs after ``warmup`` runs, synchronised around each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        sync()
+        started = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def free() -> None:
+    import gc
+
+    gc.collect()
+    if DEVICE.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def peak_gib() -> float | None:
+    return sig(torch.cuda.max_memory_allocated() / 2**30, 3) if DEVICE.type == "cuda" else None
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def section_env(report: Report, smoke: bool) -> dict:
+    env = {"torch": torch.__version__, "python": sys.version.split()[0], "device": str(DEVICE), "smoke": smoke}
+    if DEVICE.type != "cuda":
+        return env
+    env.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda,
+               gpu_memory_gib=sig(torch.cuda.get_device_properties(0).total_memory / 2**30, 3))  # fmt: skip
+    x = torch.empty(2 * 1024**3, dtype=torch.uint8, device=DEVICE)
+    y = torch.empty_like(x)
+    seconds = timed(lambda: y.copy_(x), 10, 3)
+    env["copy_bandwidth_GBps"] = sig(2 * x.numel() / seconds / 1e9)  # read + write
+    del x, y
+    a = torch.randn(8192, 8192, device=DEVICE, dtype=torch.bfloat16)
+    seconds = timed(lambda: a @ a, 20, 3)
+    env["matmul_bf16_TFLOPs"] = sig(2 * 8192**3 / seconds / 1e12)
+    del a
+    free()
+    return env
+
+
+def random_generator(preset: str, dtype, smoke: bool):
+    from motionmillion.generator.config import generator_preset
+    from motionmillion.generator.model import MotionGPT
+
+    shape = dict(codebook_size=510, text_dim=64) if smoke else dict(codebook_size=VOCAB_CODES, text_dim=TEXT_DIM)
+    torch.manual_seed(0)
+    with torch.device(DEVICE):
+        model = MotionGPT(generator_preset(preset, **shape))
+    return model.to(dtype)
+
+
+def section_decode(report: Report, smoke: bool) -> dict:
+    from motionmillion.generator.decode import engine_for
+    from motionmillion.generator.sample import SamplingOptions, sample_tokens
+
+    result: dict = {}
+    report.data["decode"] = result
+    bandwidth = report.data.get("env", {}).get("copy_bandwidth_GBps")
+    dtype = torch.float32 if smoke else torch.bfloat16
+    tokens = 12 if smoke else 150  # a 10 s motion at 2 frames per token
+    eager_tokens = 12 if smoke else 50  # the eager loop's cost per token is flat; 50 keeps the section short
+    for preset in ("cpu-tiny",) if smoke else ("1B", "7B"):
+        model = random_generator(preset, dtype, smoke).eval()
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        for batch in (1, 4) if smoke else (1, 32):
+            entry: dict = {"preset": preset, "batch": batch, "dtype": str(dtype), "tokens": tokens,
+                           "weights_GB": sig(weight_bytes / 1e9)}  # fmt: skip
+            result[f"{preset}_b{batch}"] = entry
+            try:
+                generator = torch.Generator().manual_seed(batch)
+                features = torch.randn(batch, TEXT_TOKENS, model.config.text_dim, generator=generator).to(DEVICE, dtype)
+                mask = torch.ones(batch, TEXT_TOKENS, dtype=torch.bool, device=DEVICE)
+                seeds, limits = list(range(batch)), torch.full((batch,), tokens, device=DEVICE)
+                eager_limits = torch.full((batch,), eager_tokens, device=DEVICE)
+
+                def eager():
+                    options = SamplingOptions(temperature=0.0, engine="eager")
+                    sample_tokens(model, features, mask, seeds, eager_limits, eager_limits, options)
+
+                def static(temperature: float):
+                    options = SamplingOptions(temperature=temperature, top_k=None if temperature == 0 else 200)
+                    return lambda: engine_for(model).sample(features, mask, seeds, limits, limits, options)
+
+                reps = 1 if smoke or preset == "7B" else 2
+                entry["eager_greedy_ms_per_token"] = sig(1000 * timed(eager, reps) / eager_tokens)
+                report.save()
+                for name, temperature in (("greedy", 0.0), ("t1_top200", 1.0)):
+                    seconds = timed(static(temperature), reps + 1)  # the first call captures the graph
+                    entry[f"static_{name}_ms_per_token"] = sig(1000 * seconds / tokens)
+                    entry[f"static_{name}_tokens_per_s_per_row"] = sig(tokens / seconds)
+                    if batch > 1:
+                        entry[f"static_{name}_motions_per_s"] = sig(batch / seconds)
+                        entry[f"static_{name}_frames_per_s"] = sig(batch * tokens * 2 / seconds)
+                entry["speedup_static_vs_eager_greedy"] = sig(entry["eager_greedy_ms_per_token"] / entry["static_greedy_ms_per_token"], 3)
+                entry["cuda_graph"] = DEVICE.type == "cuda"
+                if bandwidth:
+                    bound_ms = weight_bytes / (bandwidth * 1e9) * 1000
+                    entry["bandwidth_bound_ms_per_step"] = sig(bound_ms)
+                    entry["static_greedy_fraction_of_bound"] = sig(bound_ms / entry["static_greedy_ms_per_token"], 3)
+            except Exception as err:  # keep the other shapes (e.g. out of memory)
+                entry["error"] = f"{type(err).__name__}: {err}"[:400]
+            log(f"decode {preset} b{batch}: {entry}")
+            report.save()
+        del model
+        engine_cache_clear()
+        free()
+    return result
+
+
+def engine_cache_clear() -> None:
+    from motionmillion.generator import decode
+
+    decode._ENGINES.clear()
+
+
+def section_train(report: Report, smoke: bool, global_batch: int, budget_s: float, smoke_compile: bool) -> dict:
+    from motionmillion.generator.model import MotionGPT
+    from motionmillion.generator.parallelize import adamw, parallelize
+
+    started = time.perf_counter()
+    preset = "cpu-tiny" if smoke else "1B"
+    motion_tokens = 24 if smoke else 150
+    sequence = TEXT_TOKENS + motion_tokens
+    autocast_dtype = torch.bfloat16
+    peak = next((v for k, v in DENSE_BF16_PEAK.items() if DEVICE.type == "cuda" and k in torch.cuda.get_device_name()), None)
+    peak = peak or (report.data.get("env", {}).get("matmul_bf16_TFLOPs") or 0) * 1e12 or None
+    result: dict = {"preset": preset, "text_tokens": TEXT_TOKENS, "motion_tokens": motion_tokens,
+                    "precision": "bf16 autocast over fp32 weights", "optimizer": "AdamW (fused on CUDA)",
+                    "peak_flops": peak, "runs": []}  # fmt: skip
+    report.data["train"] = result
+    variants = [("eager", False, False), ("compile", True, False), ("compile+checkpointing", True, True)]
+    if smoke and not smoke_compile:  # compiling takes a minute on a small CPU
+        variants = [("eager", False, False), ("checkpointing", False, True)]
+    micro_batches = (2, 4) if smoke else (16, 32, 64, 128)
+    for name, compile_blocks, checkpointing in variants:
+        model = random_generator(preset, torch.float32, smoke).train()
+        config = model.config
+        n_params = model.num_parameters()
+        flops_per_token = 6 * (n_params - model.token_embedding.weight.numel()) + 12 * config.n_layer * config.n_embd * sequence
+        parallelize(model, device_type=DEVICE.type, activation_checkpointing=checkpointing, compile=compile_blocks)
+        optimizer = adamw(model, 4e-4, (0.9, 0.999), 1e-8, 1e-6, DEVICE.type)
+        sizes = micro_batches if "checkpointing" not in name else micro_batches[-2:]  # it pays off at large batches
+        for micro in sizes:
+            if time.perf_counter() - started > budget_s:
+                result["runs"].append({"variant": name, "micro_batch": micro, "skipped": "time budget"})
+                continue
+            run: dict = {"variant": name, "micro_batch": micro}
+            result["runs"].append(run)
+            try:
+                generator = torch.Generator().manual_seed(micro)
+                features = torch.randn(micro, TEXT_TOKENS, config.text_dim, generator=generator).to(DEVICE)
+                mask = torch.ones(micro, TEXT_TOKENS, dtype=torch.bool, device=DEVICE)
+                tokens = torch.randint(0, config.codebook_size, (micro, motion_tokens), generator=generator).to(DEVICE)
+                drop = torch.rand(micro, generator=generator).to(DEVICE) < config.cond_drop_prob
+
+                def step():
+                    with torch.autocast(DEVICE.type, dtype=autocast_dtype):
+                        logits = model(features, mask, tokens, drop)
+                    loss = model.loss(logits, tokens)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+
+                if DEVICE.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                compile_started = time.perf_counter()
+                step()  # includes compiling for this shape
+                run["first_step_s"] = sig(time.perf_counter() - compile_started)
+                seconds = timed(step, 2 if smoke else 5, 1)
+                tokens_per_s = micro * sequence / seconds
+                run.update(step_s=sig(seconds), tokens_per_s=sig(tokens_per_s), peak_memory_gib=peak_gib())
+                if peak:
+                    run["mfu"] = sig(flops_per_token * tokens_per_s / peak, 3)
+            except Exception as err:
+                run["error"] = f"{type(err).__name__}: {err}"[:400]
+                optimizer.zero_grad(set_to_none=True)
+                free()
+            log(f"train {run}")
+            report.save()
+        del model, optimizer
+        free()
+    done = [r for r in result["runs"] if "tokens_per_s" in r]
+    if done:
+        best = max(done, key=lambda r: r["tokens_per_s"])
+        result["best"] = best
+        result["recommendation"] = {
+            "variant": best["variant"], "micro_batch": best["micro_batch"],
+            "grad_accumulation_for_global_batch": max(1, global_batch // best["micro_batch"]),
+            "global_batch_sequences": global_batch,
+            "note": "per process; with N processes divide the accumulation by N",
+        }  # fmt: skip
+    return result
+
+
+def section_tokenizer(report: Report, smoke: bool) -> dict:
+    from motionmillion.tokenizer.config import get_preset
+    from motionmillion.tokenizer.model import MotionTokenizer
+
+    torch.manual_seed(0)
+    model = MotionTokenizer(get_preset("tiny" if smoke else "paper").model).to(DEVICE).eval()
+    batch, frames = (2, 96) if smoke else (64, 96)
+    x = torch.randn(batch, frames, 272, device=DEVICE)
+    result: dict = {"preset": "tiny" if smoke else "paper", "batch": batch, "frames": frames}
+    with torch.inference_mode():
+        ids = model.encode(x)
+        for precision in ("fp32", "bf16"):
+            context = torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+            def encode():
+                with context:
+                    model.encode(x)
+
+            def decode():
+                with context:
+                    model.decode(ids)
+
+            result[f"{precision}_encode_frames_per_s"] = sig(batch * frames / timed(encode, 3 if smoke else 10, 2))
+            result[f"{precision}_decode_frames_per_s"] = sig(batch * frames / timed(decode, 3 if smoke else 10, 2))
+    del model
+    free()
+    return result
+
+
+def kit_path(relative: str) -> Path:
+    """A shared file from bench/gpu_kit/ (carried to the GPU machine) or else ../shared."""
+    inside = KIT / KIT_FILES[relative]
+    return inside if inside.exists() else SHARED / relative
+
+
+def run_tool(command: list[str], out: Path, timeout_s: float, result_file: str) -> dict:
+    log(f"running {' '.join(command)} (timeout {timeout_s:.0f} s)")
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, env=env)
+        status = {"returncode": proc.returncode, "tail": (proc.stdout + proc.stderr)[-1500:]}
+    except subprocess.TimeoutExpired as err:
+        status = {"returncode": "timeout", "tail": str(err.stdout or "")[-1500:] if err.stdout else ""}
+    status["seconds"] = round(time.perf_counter() - started, 1)
+    written = out / result_file
+    if written.is_file():
+        status["result"] = json.loads(written.read_text())
+    return status
+
+
+def section_decode_limit(report: Report, smoke: bool, out: Path, timeout_s: float) -> dict:
+    folder = out / "decode_limit"
+    folder.mkdir(exist_ok=True)
+    command = [sys.executable, str(kit_path("tools/decode_limit.py")), "--out", str(folder)] + (["--smoke"] if smoke else [])
+    return run_tool(command, folder, timeout_s, "decode_limit.json")
+
+
+def section_same_weights(report: Report, smoke: bool, out: Path, timeout_s: float) -> dict:
+    folder = out / "same_weights"
+    folder.mkdir(exist_ok=True)
+    command = [sys.executable, str(kit_path("tools/bench_same_weights.py")), "--proj", str(ROOT),
+               "--peer", str(kit_path("peer/motionmillion-codes")), "--out", str(folder),
+               "--budget-s", str(max(30, int(timeout_s - 30)))] + (["--smoke"] if smoke else [])  # fmt: skip
+    return run_tool(command, folder, timeout_s, "gpu_bench.json")
+
+
+def summary(data: dict) -> dict:
+    """The issue's targets next to what this run measured."""
+    decode, train = data.get("decode", {}), data.get("train", {})
+    get = lambda entry, key: decode.get(entry, {}).get(key)  # noqa: E731
+    return {
+        "7B_b1_static_tokens_per_s (target >= 165, was 38)": get("7B_b1", "static_greedy_tokens_per_s_per_row"),
+        "7B_b1_fraction_of_bandwidth_bound (target >= 0.6)": get("7B_b1", "static_greedy_fraction_of_bound"),
+        "1B_b1_static_tokens_per_s (target >= 5x 21.1 = 105)": get("1B_b1", "static_greedy_tokens_per_s_per_row"),
+        "1B_b32_motions_per_s": get("1B_b32", "static_greedy_motions_per_s"),
+        "7B_b32_motions_per_s (target >= 10x 4.5 = 45)": get("7B_b32", "static_greedy_motions_per_s"),
+        "1B_train_best_mfu (target >= 0.40, was 0.148)": train.get("best", {}).get("mfu"),
+    }
+
+
+def prepare() -> dict:
+    """Copy the shared tools and the paper's files into bench/gpu_kit/ (git-ignored) to carry to a GPU."""
+    copied = {}
+    for relative, inside in KIT_FILES.items():
+        source, target = SHARED / relative, KIT / inside
+        if not source.exists():
+            raise SystemExit(f"{source}: missing; --prepare needs ../shared next to the checkout")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+        copied[relative] = str(target.relative_to(ROOT))
+    return {"prepared": copied, "carry": str(KIT.relative_to(ROOT))}
+
+
+def main() -> None:
+    global torch, DEVICE
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "gpu_out")
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU (checks the script)")
+    parser.add_argument("--prepare", action="store_true", help="copy the shared tools into bench/gpu_kit/ and stop")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list from {','.join(SECTIONS)}")
+    parser.add_argument("--global-batch", type=int, default=256, help="sequences per optimiser step (train advice)")
+    parser.add_argument("--smoke-compile", action="store_true", help="also torch.compile in --smoke (about a minute)")
+    parser.add_argument("--train-budget-s", type=float, default=100.0)
+    parser.add_argument("--decode-limit-timeout-s", type=float, default=60.0)
+    parser.add_argument("--same-weights-timeout-s", type=float, default=150.0)
+    args = parser.parse_args()
+    if args.prepare:
+        print(json.dumps(prepare(), indent=1))
+        return
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"--sections: unknown {unknown}; choose from {', '.join(SECTIONS)}")
+    import torch as torch_module
+
+    torch = torch_module
+    DEVICE = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    if DEVICE.type == "cpu" and not args.smoke:
+        raise SystemExit("no CUDA device: run with --smoke on a CPU")
+    if args.smoke:
+        torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = Report(args.out)
+    runners = {
+        "env": lambda: section_env(report, args.smoke),
+        "decode": lambda: section_decode(report, args.smoke),
+        "train": lambda: section_train(report, args.smoke, args.global_batch, args.train_budget_s, args.smoke_compile),
+        "tokenizer": lambda: section_tokenizer(report, args.smoke),
+        "decode_limit": lambda: section_decode_limit(report, args.smoke, args.out, args.decode_limit_timeout_s),
+        "same_weights": lambda: section_same_weights(report, args.smoke, args.out, args.same_weights_timeout_s),
+    }
+    for name in SECTIONS:
+        if name not in sections:
+            continue
+        log(f"section {name}")
+        started = time.perf_counter()
+        try:
+            report.data[name] = runners[name]()
+        except Exception as err:
+            report.data[name] = {"error": f"{type(err).__name__}: {err}"[:600], "traceback": traceback.format_exc()[-2000:]}
+        if isinstance(report.data[name], dict):
+            report.data[name]["section_seconds"] = round(time.perf_counter() - started, 1)
+        report.save()
+    report.data["summary"] = summary(report.data)
+    report.data["wall_seconds"] = round(time.perf_counter() - T0, 1)
+    report.save()
+    print(json.dumps(report.data, indent=1))
+
+
+DEVICE = None
+
+if __name__ == "__main__":
+    main()
