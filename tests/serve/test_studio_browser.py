@@ -85,3 +85,24 @@ def test_studio_generates_and_plays_a_motion(live, browser):
     assert {"bvh", "npy", "mp4"} <= formats
     assert len(browser.find_elements("css selector", "#history li")) == 1
     assert browser.find_element("id", "status").text.startswith("Made ")
+
+
+def test_studio_composes_a_timeline_of_prompts(live, browser):
+    browser.get(live.url + "/")
+    _wait(browser, "return window.studio && window.studio.ready")
+    if not browser.execute_script("return window.studio.model.timelines"):
+        pytest.skip("this library has no timelines yet (MotionPipeline.compose)")
+    prompt, seconds = browser.find_element("id", "prompt"), browser.find_element("id", "seconds")
+    for text, length in (("a person walks forward", "3"), ("a person bows", "2")):
+        prompt.clear()
+        prompt.send_keys(text)
+        seconds.clear()
+        seconds.send_keys(length)
+        browser.find_element("id", "add-segment").click()
+    assert len(browser.find_elements("css selector", "#segments li")) == 2
+    browser.find_element("id", "generate").click()
+    _wait(browser, "return window.studio.motion && window.studio.motion.complete && window.studio.frame > 5")
+    labels = [span.text for span in browser.find_elements("css selector", "#segment-bar span")]
+    assert labels == ["a person walks forward", "a person bows"]
+    assert 130 <= browser.execute_script("return window.studio.motion.frames") <= 170  # 5 s at 30 fps
+    browser.save_screenshot(str(ARTIFACTS / "studio_timeline.png"))

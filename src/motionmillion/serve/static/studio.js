@@ -182,12 +182,12 @@ window.addEventListener("resize", resize);
 // ------------------------------------------------------------------ state
 const state = {
   model: null, mannequin: null,
-  motion: null,          // {id, prompt, seed, fps, frames, joints: Float32Array, files, floor}
+  motion: null,          // {id, prompt, seed, fps, frames, joints: Float32Array, floor, files, complete, segments}
   history: [],
+  segments: [],          // the timeline being composed: [{prompt, seconds}]
   time: 0, playing: false, frame: 0,
 };
 window.studio = state;   // for the browser test and the curious
-state.three = { scene, camera, renderer };
 
 function flatten(joints) {
   const out = new Float32Array(joints.length * 66);
@@ -213,6 +213,28 @@ function poseAt(motion, t) {
   return pose;
 }
 
+// Frames arrive in chunks while the server generates: the motion grows and plays as it grows.
+function appendFrames(motion, joints) {
+  const flat = flatten(joints);
+  const grown = new Float32Array(motion.joints.length + flat.length);
+  grown.set(motion.joints);
+  grown.set(flat, motion.joints.length);
+  if (motion.frames === 0) motion.floor = lowestPoint(flat);  // fixed once, so the body never jumps
+  motion.joints = grown;
+  motion.frames = grown.length / 66;
+  if (motion === state.motion) refresh(motion);
+}
+
+function refresh(motion) {
+  $("scrubber").max = Math.max(motion.frames - 1, 0);
+  if (trail) scene.remove(trail);
+  const points = [];
+  for (let f = 0; f < motion.frames; f++) points.push(new THREE.Vector3(motion.joints[f * 66], 0.004, motion.joints[f * 66 + 2]));
+  trail = new THREE.Line(new THREE.BufferGeometry().setFromPoints(points), trailMaterial);
+  scene.add(trail);
+  renderSegmentBar(motion);
+}
+
 function show(motion) {
   state.motion = motion;
   state.mannequin.group.visible = true;
@@ -220,18 +242,31 @@ function show(motion) {
   state.playing = true;
   $("hint").hidden = true;
   $("play").disabled = $("scrubber").disabled = false;
-  $("scrubber").max = motion.frames - 1;
-  if (trail) scene.remove(trail);
-  const points = [];
-  for (let f = 0; f < motion.frames; f++) points.push(new THREE.Vector3(motion.joints[f * 66], 0.004, motion.joints[f * 66 + 2]));
-  trail = new THREE.Line(new THREE.BufferGeometry().setFromPoints(points), trailMaterial);
-  scene.add(trail);
+  refresh(motion);
   const start = poseAt(motion, 0);
   const shift = new THREE.Vector3(start[0], TARGET_HEIGHT, start[2]).sub(controls.target);
   controls.target.add(shift);
   camera.position.add(shift);
-  showDownloads(motion);
+  if (motion.complete) showDownloads(motion);
+  else $("downloads").hidden = true;
   renderHistory();
+}
+
+// A timeline's segments as coloured spans over the scrubber.
+function renderSegmentBar(motion) {
+  const bar = $("segment-bar");
+  bar.replaceChildren();
+  const segments = motion.segments ?? [];
+  bar.hidden = segments.length < 2;
+  const total = segments.reduce((sum, s) => sum + (s.end_frame !== undefined ? s.end_frame - s.start_frame : s.seconds * motion.fps), 0);
+  segments.forEach((segment, i) => {
+    const span = document.createElement("span");
+    const frames = segment.end_frame !== undefined ? segment.end_frame - segment.start_frame : segment.seconds * motion.fps;
+    span.style.flexGrow = String(frames / total);
+    span.textContent = segment.prompt;
+    span.title = `${i + 1}. ${segment.prompt} (${(frames / motion.fps).toFixed(1)} s)`;
+    bar.appendChild(span);
+  });
 }
 
 function showDownloads(motion) {
@@ -274,6 +309,42 @@ function renderHistory() {
   $("history-count").textContent = state.history.length ? `(${state.history.length})` : "";
 }
 
+// ------------------------------------------------------------------ the timeline being composed
+function renderTimeline() {
+  const list = $("segments");
+  list.replaceChildren();
+  state.segments.forEach((segment, i) => {
+    const li = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = segment.prompt;
+    const seconds = document.createElement("small");
+    seconds.textContent = `${segment.seconds} s`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.title = "remove";
+    remove.innerHTML = "&times;";
+    remove.addEventListener("click", () => { state.segments.splice(i, 1); renderTimeline(); });
+    li.append(text, seconds, remove);
+    list.appendChild(li);
+  });
+  const total = state.segments.reduce((sum, s) => sum + s.seconds, 0);
+  $("clear-segments").hidden = state.segments.length === 0;
+  $("timeline-hint").hidden = state.segments.length > 0;
+  $("generate").textContent = state.segments.length
+    ? `Generate timeline · ${total} s` : "Generate";
+}
+
+$("add-segment").addEventListener("click", () => {
+  const prompt = $("prompt").value.trim();
+  if (!prompt) { setStatus("Type a prompt first, then add it to the timeline.", true); return; }
+  state.segments.push({ prompt, seconds: Number($("seconds").value) || 2 });
+  $("prompt").value = "";
+  $("prompt").focus();
+  setStatus("");
+  renderTimeline();
+});
+$("clear-segments").addEventListener("click", () => { state.segments = []; renderTimeline(); });
+
 // ------------------------------------------------------------------ talking to the server
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -281,7 +352,8 @@ function setStatus(text, isError = false) {
 }
 
 // POST /v1/generate/stream and read its Server-Sent Events: start, chunk..., done | error.
-async function generate(body) {
+// onChunk(start, joints) is called for every chunk; the finished motion's description is returned.
+async function generate(body, onStart, onChunk) {
   const response = await fetch("/v1/generate/stream", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
@@ -290,7 +362,7 @@ async function generate(body) {
     throw new Error(error.error || `HTTP ${response.status}`);
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "", joints = [], start = null;
+  let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -301,10 +373,10 @@ async function generate(body) {
       buffer = buffer.slice(cut + 2);
       const event = /^event: (.*)$/m.exec(block)?.[1];
       const data = JSON.parse(block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"));
-      if (event === "start") start = data;
-      else if (event === "chunk") joints = joints.concat(data.joints);
+      if (event === "start") onStart(data);
+      else if (event === "chunk") onChunk(data.start, data.joints);
       else if (event === "error") throw new Error(data.error);
-      else if (event === "done") return { ...data, joints, start };
+      else if (event === "done") return data;
     }
   }
   throw new Error("the server closed the stream early");
@@ -312,20 +384,37 @@ async function generate(body) {
 
 $("generate-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const prompt = $("prompt").value.trim() || $("prompt").placeholder;
-  $("prompt").value = prompt;
-  const body = { prompt, seconds: Number($("seconds").value) || null };
+  let body;
+  if (state.segments.length) {
+    body = { segments: state.segments.map((s) => ({ ...s })) };
+  } else {
+    const prompt = $("prompt").value.trim() || $("prompt").placeholder;
+    $("prompt").value = prompt;
+    body = { prompt, seconds: Number($("seconds").value) || null };
+  }
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   if (state.model?.sampling.guidance_available) body.guidance = Number($("guidance").value);
   $("generate").disabled = true;
   setStatus("Generating…");
   const began = performance.now();
+  let motion = null;
   try {
-    const result = await generate(body);
-    const flat = flatten(result.joints);
-    const motion = { ...result, joints: flat, floor: lowestPoint(flat), took: (performance.now() - began) / 1000 };
+    const done = await generate(
+      body,
+      (start) => {
+        motion = { prompt: start.prompt, seed: start.seed, fps: start.fps, frames: 0, joints: new Float32Array(0),
+                   floor: 0, files: {}, complete: false, segments: body.segments ?? null, took: 0 };
+      },
+      (start, joints) => {
+        appendFrames(motion, joints);
+        if (state.motion !== motion) show(motion);  // play from the first chunk on
+        setStatus(`Generating… ${(motion.frames / motion.fps).toFixed(1)} s received`);
+      },
+    );
+    Object.assign(motion, { id: done.id, files: done.files, complete: true, segments: done.segments ?? motion.segments,
+                            took: (performance.now() - began) / 1000 });
     state.history.unshift(motion);
-    show(motion);
+    if (state.motion === motion) { showDownloads(motion); renderSegmentBar(motion); renderHistory(); }
     setStatus(`Made ${(motion.frames / motion.fps).toFixed(1)} s of motion in ${motion.took.toFixed(2)} s (seed ${motion.seed}).`);
   } catch (err) {
     setStatus(err.message, true);
@@ -372,7 +461,8 @@ function animate() {
     if (state.playing) {
       state.time += dt * Number($("speed").value);
       if (state.time > end) {
-        if ($("loop").checked) state.time %= end;
+        if (!motion.complete) state.time = end;  // wait for the next chunk
+        else if ($("loop").checked) state.time %= end;
         else { state.time = end; state.playing = false; }
       }
     }
@@ -411,6 +501,8 @@ async function start() {
   const licence = /CC BY[-\w ]*?\d\.\d/.exec(model.licence ?? "")?.[0];
   $("model-info").textContent = [model.model_card?.title, licence && `weights: ${licence}`, `${model.fps} fps, up to ${model.max_seconds} s`]
     .filter(Boolean).join(" · ");
+  $("timeline-section").hidden = !model.timelines;
+  renderTimeline();
   state.ready = true;
 }
 start();
