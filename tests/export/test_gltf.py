@@ -99,3 +99,9 @@ def test_threejs_plays_pipeline_motions_on_motion_joints(glb_files, name):
     motion, path = glb_files[name]
     positions = np.array(_threejs_joints(path)["positions"])
     assert np.abs(positions - motion.joints).max() < 1e-3
+
+
+def test_save_writes_the_glb_beside_the_other_files(generated_motions, tmp_path):
+    files = generated_motions["generated_0"].save(tmp_path, "wave", video=False, gltf=True)
+    assert files["gltf"] == tmp_path / "wave.glb" and files["gltf"].read_bytes()[:4] == b"glTF"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wave.bvh", "wave.glb", "wave.json", "wave.npy", "wave_joints.npy"]
