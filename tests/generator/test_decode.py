@@ -104,6 +104,15 @@ def test_finished_columns_stop_where_the_last_row_ended():
     assert [c.tolist() for c in finished_columns(generated, end_id=16)] == [[3, 4], [16, 5], [17, 16]]
 
 
+def test_engine_switch():
+    with pytest.raises(ValueError, match="engine"):
+        SamplingOptions(engine="fast")
+    model = MotionGPT(tiny_config()).eval()
+    features, mask = text_batch([3])
+    static = sample_tokens(model, features, mask, [0], [2], [6], SamplingOptions(temperature=0, engine="static"))
+    assert static == sample_tokens(model, features, mask, [0], [2], [6], SamplingOptions(temperature=0, engine="eager"))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the CUDA-graph decode path")
 def test_cuda_graph_engine_matches_eager_replay():
     torch.manual_seed(0)

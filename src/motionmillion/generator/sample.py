@@ -21,8 +21,13 @@ class SamplingOptions:
     top_p: float | None = None
     guidance: float = 1.0  # classifier-free guidance scale; 1 = conditional only
     use_cache: bool = True
+    # "auto": the static decode engine (generator/decode.py: CUDA graph, on-device draws) on CUDA, this
+    # module's eager loop elsewhere; "static" or "eager" to choose.
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("auto", "static", "eager"):
+            raise ValueError(f"engine must be auto, static or eager, got {self.engine!r}")
         if self.temperature < 0 or not math.isfinite(self.temperature):
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
@@ -99,6 +104,11 @@ def sample_tokens(
     use_guidance = options.guidance != 1.0
     if use_guidance and not config.has_null_prefix:
         raise ValueError("guidance != 1 needs a generator trained with condition dropout (cond_drop_prob > 0)")
+    if _static_engine(model, options, device, 0):
+        from motionmillion.generator.decode import engine_for
+
+        generated = engine_for(model).sample(text_features, text_mask, seeds, min_tokens, max_tokens, options)
+        return [row[: row.index(config.end_id)] for row in generated.tolist()]  # every row has an END
 
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
     dtype = next(model.parameters()).dtype
@@ -147,6 +157,15 @@ def sample_tokens(
             codes.append(token)
         results.append(codes)
     return results
+
+
+def _static_engine(model: MotionGPT, options: SamplingOptions, device: torch.device, num_context: int) -> bool:
+    """Whether generator/decode.py runs this call (it has no continuation or length condition yet)."""
+    wanted = options.engine == "static" or (options.engine == "auto" and device.type == "cuda")
+    supported = options.use_cache and num_context == 0 and getattr(model, "length_embedding", None) is None
+    if options.engine == "static" and not supported:
+        raise ValueError("engine='static' needs use_cache=True, no context and a generator without length condition")
+    return wanted and supported
 
 
 def _feed(tokens: torch.Tensor, use_guidance: bool) -> torch.Tensor:
