@@ -95,6 +95,14 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "salsa": (r"\bsalsa\b", r"walk|turn|" + _SEQUENCE),
     "martial": (r"martial|karate|kung fu|taekwondo", r"back|" + _SEQUENCE),
+    # cmu-cc movements
+    "jump": (
+        r"\b(jump|jumps|jumping|hop|hops|hopping)\b.{0,25}\bforward",
+        r"rope|jack|turn|around|back|side|squat|\brun|walk|danc|ballet|kick|punch|one (foot|leg)|" + _SIDE + "|" + _SEQUENCE,
+    ),
+    "dribble": (r"\bdribbl\w*|\bbounc\w* (a|the) (basket)?ball", r"shoot|throw|signal|" + _SIDE + "|" + _SEQUENCE),
+    "ballet": (r"\bballet\b|pirouette|arabesque", _SIDE + "|" + _SEQUENCE),
+    "climb": (r"\bclimb(s|ing)?\b", r"stair|step|ladder|" + _SIDE + "|" + _SEQUENCE),
 }
 
 # Bandai content -> pool (contents without a pool keep template captions only).
@@ -107,6 +115,18 @@ BANDAI_POOL: dict[str, str] = {
     "raise-up-right-hand": "raise-up-right",
 }  # fmt: skip
 CMU_POOL: dict[str, str] = {"salsa": "salsa", "martial": "martial"}
+# cmu-cc caption phrases (captions.CMU_CC_DESCRIPTIONS) -> pool.
+CMU_CC_POOL: dict[str, str] = {"jump": "jump", "walk": "walk", "run": "run", "punch": "punch", "ballet": "ballet",
+                               "dribble": "dribble", "dribble-forward": "dribble", "climb": "climb"}  # fmt: skip
+# Movement labels (as the caption bank names them) -> the pool whose rule describes them.
+MOVEMENT_POOL: dict[str, str] = {**BANDAI_POOL, **CMU_POOL, **{name: name for name in RULES}}
+
+
+def movement_rule(movements: Iterable[str]) -> re.Pattern | None:
+    """One pattern matching any caption that names one of ``movements`` (by the pools' include rules);
+    None when none of them has a rule. Tells captions of known movements from those of unknown ones."""
+    pools = sorted({MOVEMENT_POOL[m] for m in movements if m in MOVEMENT_POOL})
+    return re.compile("|".join(RULES[p][0] for p in pools), re.IGNORECASE) if pools else None
 
 
 def read_free_text(folder: str | Path) -> list[str]:

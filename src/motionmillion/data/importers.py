@@ -275,7 +275,7 @@ def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float 
         return caps.cmu_dance_captions(label["category"], clip_name, pools=pools)
     if recipe == "cmu-cc":
         human = _overlapping_captions(label.get("human", []), seconds) if seconds else []
-        return caps.cmu_cc_captions(label["description"], clip_name, turn_degrees, human)
+        return caps.cmu_cc_captions(label["description"], clip_name, turn_degrees, human, pools)
     return list(label.get("captions", []))
 
 

@@ -173,7 +173,7 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
     embeddings = embed(text_encoder, captions)
     others, other_embeddings = [], None
     if text_pool is not None:
-        others = unknown_movement_captions(text_pool)
+        others = unknown_movement_captions(text_pool, set(contents))
         other_embeddings = embed(text_encoder, others)
         keep = (other_embeddings @ embeddings.T).max(1) < NEAR_DUPLICATE
         others = [c for c, k in zip(others, keep) if k][:OTHER_CAPTIONS]
@@ -182,16 +182,17 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
                        others, other_embeddings)  # fmt: skip
 
 
-def unknown_movement_captions(text_pool: str | Path) -> list[str]:
-    """Human-written captions (HumanML3D/KIT-ML) that name none of the labelled movements (by the caption
-    pools' rules), in a seeded random order: clapping, sitting, jumping, crawling, ..."""
+def unknown_movement_captions(text_pool: str | Path, movements: set[str]) -> list[str]:
+    """Human-written captions (HumanML3D/KIT-ML) that name none of ``movements`` (the data's movement
+    labels, by the caption pools' rules), in a seeded random order: clapping, sitting, crawling, ...
+    (and jumping for a model that never saw a jump)."""
     import random
 
     from motionmillion.data import caption_pools
 
-    known = re.compile("|".join(include for include, _ in caption_pools.RULES.values()), re.IGNORECASE)
+    known = caption_pools.movement_rule(movements)
     texts = [t for t in caption_pools.read_free_text(text_pool) if len(t.split()) <= caption_pools.MAX_WORDS]
-    others = [t for t in texts if not known.search(t)]
+    others = [t for t in texts if known is None or not known.search(t)]
     random.Random(0).shuffle(others)
     return others[: 2 * OTHER_CAPTIONS]  # near-duplicates of training captions are dropped afterwards
 
