@@ -31,13 +31,27 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     _TyperClickException = click.ClickException
 
 # Exceptions that already are the command line's own way to end (help, usage errors, exit codes).
-_CLI_EXITS = (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, _TyperClickException)
+_USAGE_ERRORS = (click.ClickException, _TyperClickException)
+_CLI_EXITS = (typer.Exit, typer.Abort, click.exceptions.Exit, *_USAGE_ERRORS)
 
 from motionmillion.errors import exit_code_for, one_line
 
 
 class _OneLineErrors(TyperGroup):
     """Runs every sub-command; turns any exception into ``error: <one line>`` and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except _USAGE_ERRORS as err:  # a bad option or argument, found while parsing
+            click.echo(f"error: {' '.join(err.format_message().split())} (see --help)", err=True)
+            sys.exit(err.exit_code)
+        except (typer.Abort, click.exceptions.Abort):
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
