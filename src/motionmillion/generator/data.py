@@ -31,6 +31,9 @@ class TokenBatch:
     tokens: torch.Tensor  # (B, N) codes, END, then PAD
     drop_text: torch.Tensor  # (B,)
     captions: list[str]
+    # (B, N + 1) motion tokens still to come, counting the one each position predicts; -1 = unknown (PAD
+    # positions, and rows whose length condition was dropped). Used by length-conditioned generators.
+    remaining: torch.Tensor | None = None
 
 
 class TokenDataset:
@@ -121,8 +124,11 @@ class TokenDataset:
         token_aug_prob: float,
         cond_drop_prob: float,
         augment: bool = True,
+        length_drop_prob: float = 0.0,
     ) -> TokenBatch:
         rng = np.random.default_rng([seed, 1, step, rank])  # per-step randomness: exact resume for free
+        # A stream of its own, so the length-condition dropout leaves the other draws (and old runs) unchanged.
+        length_rng = np.random.default_rng([seed, 2, step, rank])
         end_id, pad_id = self.codebook_size, self.codebook_size + 1
         sequences, captions, drops = [], [], []
         for index in self.item_order(seed, step, rank, world, batch_size):
@@ -136,7 +142,11 @@ class TokenDataset:
             captions.append(caption)
         longest = max(len(s) for s in sequences)
         tokens = np.full((len(sequences), longest), pad_id, dtype=np.int64)
+        remaining = np.full((len(sequences), longest + 1), -1, dtype=np.int64)
         for i, seq in enumerate(sequences):
             tokens[i, : len(seq)] = seq
+            if not (augment and length_rng.random() < length_drop_prob):
+                remaining[i, : len(seq)] = np.arange(len(seq) - 1, -1, -1)  # 0 where END is the target
         features, mask = cache.batch(captions)
-        return TokenBatch(features, mask, torch.from_numpy(tokens), torch.tensor(drops), captions)
+        return TokenBatch(features, mask, torch.from_numpy(tokens), torch.tensor(drops), captions,
+                          torch.from_numpy(remaining))

@@ -148,6 +148,10 @@ class MotionGPT(nn.Module):
         self.sentence_proj = nn.Linear(config.text_dim, config.n_embd, bias=True) if config.sentence_token else None
         # The learned "no text" prefix (one position) for classifier-free guidance.
         self.null_prefix = nn.Parameter(torch.zeros(config.n_embd)) if config.has_null_prefix else None
+        # Motion tokens still to come before END, 0..max_motion_tokens, at index remaining + 1; index 0 = unknown.
+        self.length_embedding = (
+            nn.Embedding(config.max_motion_tokens + 2, config.n_embd) if config.length_condition else None
+        )
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.final_norm = RMSNorm(config.n_embd, config.norm_eps)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size - 1, bias=False)  # untied; no PAD row
@@ -253,6 +257,19 @@ class MotionGPT(nn.Module):
         mask = mask | torch.eye(total, dtype=torch.bool, device=device)[None]
         return mask[:, None]
 
+    def add_length(self, x: torch.Tensor, remaining: torch.Tensor | None, first: int) -> torch.Tensor:
+        """Add the length condition to the positions ``x[:, first:]`` (each predicts one motion token).
+
+        ``remaining`` (B, T - first): motion tokens still to come, counting the one predicted there (0: END
+        is predicted there), -1 or None = unknown. A generator trained without the condition ignores it.
+        """
+        if self.length_embedding is None:
+            return x
+        if remaining is None:
+            remaining = torch.full((x.shape[0], x.shape[1] - first), -1, dtype=torch.long, device=x.device)
+        index = (remaining.long() + 1).clamp(0, self.length_embedding.num_embeddings - 1)
+        return torch.cat([x[:, :first], x[:, first:] + self.length_embedding(index).to(x.dtype)], dim=1)
+
     def _run_blocks(self, x, mask, start: int | torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         if isinstance(start, torch.Tensor):  # one position, held on the device (decode_step_static)
             cos, sin = self.rope(cache.capacity, x.device)
@@ -272,14 +289,17 @@ class MotionGPT(nn.Module):
         text_mask: torch.Tensor,
         tokens: torch.Tensor,
         drop_text: torch.Tensor | None = None,
+        remaining: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, N + 1, vocab - 1): row j predicts motion token j (row N predicts what follows the last).
 
         ``tokens`` (B, N) are motion ids (codes, END, PAD for right padding). Only the last prefix position
         and the motion positions go through ``lm_head``; the other text positions predict nothing.
+        ``remaining`` (B, N + 1): the length condition of those rows (see :meth:`add_length`).
         """
         prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
         x = torch.cat([prefix, self.token_embedding(tokens).to(prefix.dtype)], dim=1)
+        x = self.add_length(x, remaining, prefix.shape[1] - 1)
         mask = self.prefix_lm_mask(prefix_valid, tokens.shape[1])
         hidden = self._run_blocks(x, mask, 0, None)
         return self.lm_head(hidden[:, prefix.shape[1] - 1 :])
@@ -297,9 +317,12 @@ class MotionGPT(nn.Module):
         text_mask: torch.Tensor,
         cache: KVCache,
         drop_text: torch.Tensor | None = None,
+        remaining: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the text prefix into an empty cache; returns logits (B, vocab - 1) for the first motion token."""
+        """Run the text prefix into an empty cache; returns logits (B, vocab - 1) for the first motion token.
+        ``remaining`` (B,): motion tokens to come, counting the first (the length condition), -1 = unknown."""
         prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
+        prefix = self.add_length(prefix, None if remaining is None else remaining.view(-1, 1), prefix.shape[1] - 1)
         length = prefix.shape[1]
         cache.key_valid[:, :length] = prefix_valid
         cache.key_valid[:, length:] = True
@@ -307,9 +330,10 @@ class MotionGPT(nn.Module):
         cache.length = length
         return self.lm_head(hidden[:, -1])
 
-    def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Append one token per row (B,) or (B, 1); returns logits (B, vocab - 1) for the next one."""
-        x = self.token_embedding(tokens.view(-1, 1))
+    def decode_step(self, tokens: torch.Tensor, cache: KVCache, remaining: torch.Tensor | None = None) -> torch.Tensor:
+        """Append one token per row (B,) or (B, 1); returns logits (B, vocab - 1) for the next one.
+        ``remaining`` (B,): the length condition for that next token (see :meth:`add_length`)."""
+        x = self.add_length(self.token_embedding(tokens.view(-1, 1)), None if remaining is None else remaining.view(-1, 1), 0)
         start = cache.length
         if start >= cache.keys[0].shape[2]:
             raise ValueError(f"KV cache is full ({start} positions)")

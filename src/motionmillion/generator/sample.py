@@ -7,6 +7,7 @@ and prompt, not on which other prompts share the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -69,16 +70,25 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 
 
 def pick_tokens(logits: torch.Tensor, options: SamplingOptions, generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row of ``logits`` (B, V), each row drawn with its own generator.
+
+    ``torch.multinomial(p, 1)`` is ``argmax(p / E)`` with ``E ~ Exp(1)`` (its one-sample path). The noise
+    is drawn here on each row's generator (CPU) and the argmax is taken where the logits live: the same
+    seed gives the same token on CPU (exactly what multinomial gave) and on CUDA (unless float rounding
+    of the probabilities differs right at a tie), and a CUDA tensor never meets a CPU generator.
+    """
     if options.temperature == 0:
         return logits.argmax(-1)
     logits = filter_logits(logits / options.temperature, options.top_k, options.top_p)
     probs = logits.softmax(-1)
-    rows = [torch.multinomial(probs[i], 1, generator=generators[i]) for i in range(len(generators))]
-    return torch.cat(rows)
+    noise = torch.stack(
+        [torch.empty(probs.shape[-1], dtype=probs.dtype).exponential_(1, generator=g) for g in generators]
+    )
+    return (probs / noise.to(probs.device)).argmax(-1)
 
 
 @torch.no_grad()
-def sample_tokens(
+def iter_tokens(
     model: MotionGPT,
     text_features: torch.Tensor,
     text_mask: torch.Tensor,
@@ -86,10 +96,16 @@ def sample_tokens(
     min_tokens: list[int] | torch.Tensor,
     max_tokens: list[int] | torch.Tensor,
     options: SamplingOptions | None = None,
-) -> list[list[int]]:
-    """Generate motion code ids for each row (END and PAD removed).
+    context: torch.Tensor | None = None,
+    target_tokens: list[int | None] | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield each step's next token of every row (B,) as it is drawn: motion codes, then END once, then PAD.
 
     text_features (B, L, text_dim) and text_mask (B, L) as the text encoder returns them (any padding).
+    ``context`` (B, C): motion codes that come before the new ones (continuation, the previous segments of
+    a timeline); the model sees them as the start of the motion and continues it. ``min_tokens`` and
+    ``max_tokens`` count new tokens only. ``target_tokens``: the length condition of a length-conditioned
+    generator (new tokens wanted per row, None = unknown); other generators ignore it.
     """
     options = options or SamplingOptions()
     config = model.config
@@ -99,16 +115,23 @@ def sample_tokens(
     device = text_features.device
     min_tokens = torch.as_tensor(min_tokens, device=device).long()
     max_tokens = torch.as_tensor(max_tokens, device=device).long()
-    if (max_tokens < 1).any() or (max_tokens > config.max_motion_tokens).any() or (min_tokens > max_tokens).any():
-        raise ValueError(f"token limits must satisfy 1 <= min <= max <= {config.max_motion_tokens}")
+    if context is None:
+        context = torch.zeros(batch, 0, dtype=torch.long, device=device)
+    context = context.to(device).long()
+    if context.shape[0] != batch or bool((context >= config.codebook_size).any() or (context < 0).any()):
+        raise ValueError(f"context must be ({batch}, C) motion codes in [0, {config.codebook_size})")
+    num_context = context.shape[1]
+    if (max_tokens < 1).any() or (num_context + max_tokens > config.max_motion_tokens).any() or (min_tokens > max_tokens).any():
+        raise ValueError(f"token limits must satisfy 1 <= min <= max and context + max <= {config.max_motion_tokens}")
     use_guidance = options.guidance != 1.0
     if use_guidance and not config.has_null_prefix:
         raise ValueError("guidance != 1 needs a generator trained with condition dropout (cond_drop_prob > 0)")
-    if _static_engine(model, options, device, 0):
-        from motionmillion.generator.decode import engine_for
+    if _static_engine(model, options, device, num_context):
+        from motionmillion.generator.decode import engine_for, finished_columns
 
         generated = engine_for(model).sample(text_features, text_mask, seeds, min_tokens, max_tokens, options)
-        return [row[: row.index(config.end_id)] for row in generated.tolist()]  # every row has an END
+        yield from finished_columns(generated, config.end_id)
+        return
 
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
     dtype = next(model.parameters()).dtype
@@ -118,18 +141,34 @@ def sample_tokens(
     if use_guidance:  # conditional rows then unconditional rows, one forward pass
         features, mask = torch.cat([features, features]), torch.cat([mask, mask])
         drop = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device)
+    # Length condition: tokens still to come at sequence position k (context included) = total - k.
+    total = None
+    if config.length_condition and target_tokens is not None:
+        total = torch.tensor([-1 if t is None else num_context + int(t) for t in target_tokens], device=device)
+
+    def remaining(position: int) -> torch.Tensor | None:
+        if total is None:
+            return None
+        return _feed(torch.where(total >= 0, (total - position).clamp(min=0), total), use_guidance)
+
     steps = int(max_tokens.max()) + 1  # the last step can only be END
     end_id = config.end_id
 
     cache = None
     if options.use_cache:
-        cache = KVCache.allocate(config, features.shape[0], model.prefix_length(features.shape[1]) + steps, device, dtype)
-        logits = model.prefill(features, mask, cache, drop)
+        length = model.prefix_length(features.shape[1]) + num_context + steps
+        cache = KVCache.allocate(config, features.shape[0], length, device, dtype)
+        logits = model.prefill(features, mask, cache, drop, remaining(0))
+        for position in range(num_context):
+            logits = model.decode_step(_feed(context[:, position], use_guidance), cache, remaining(position + 1))
     generated = torch.full((batch, steps), config.pad_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     for step in range(steps):
+        position = num_context + step
         if not options.use_cache:
-            logits = model(features, mask, _feed(generated[:, :step], use_guidance), drop)[:, -1]
+            so_far = torch.cat([context, generated[:, :step]], dim=1)
+            lengths = None if total is None else torch.stack([remaining(k) for k in range(position + 1)], dim=1)
+            logits = model(features, mask, _feed(so_far, use_guidance), drop, lengths)[:, -1]
         logits = logits.float()
         if use_guidance:
             cond, uncond = logits[:batch], logits[batch:]
@@ -142,17 +181,36 @@ def sample_tokens(
         next_ids = torch.where(finished, torch.full_like(next_ids, config.pad_id), next_ids)
         generated[:, step] = next_ids
         finished |= next_ids == end_id
+        yield next_ids
         if finished.all():
             break
         if options.use_cache:
             # Finished rows keep feeding END; their outputs are ignored.
             feed = torch.where(finished, torch.full_like(next_ids, end_id), next_ids)
-            logits = model.decode_step(_feed(feed[:, None], use_guidance), cache)
+            logits = model.decode_step(_feed(feed[:, None], use_guidance), cache, remaining(position + 1))
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: MotionGPT,
+    text_features: torch.Tensor,
+    text_mask: torch.Tensor,
+    seeds: list[int],
+    min_tokens: list[int] | torch.Tensor,
+    max_tokens: list[int] | torch.Tensor,
+    options: SamplingOptions | None = None,
+    context: torch.Tensor | None = None,
+    target_tokens: list[int | None] | None = None,
+) -> list[list[int]]:
+    """Generate motion code ids for each row (END and PAD removed; the context is not repeated).
+    Arguments as :func:`iter_tokens`."""
+    steps = list(iter_tokens(model, text_features, text_mask, seeds, min_tokens, max_tokens, options, context,
+                             target_tokens))  # fmt: skip
     results = []
-    for row in generated.tolist():
+    for row in torch.stack(steps, dim=1).tolist():
         codes = []
         for token in row:
-            if token >= end_id:
+            if token >= model.config.end_id:
                 break
             codes.append(token)
         results.append(codes)
