@@ -1,6 +1,7 @@
 """Evaluation runners under `accelerate launch` with two CPU processes (gloo): the generation batches are
 shared between the ranks and every rank ends with the results one process gets, in order."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # multi-process: run with -m slow
 def test_two_ranks_share_the_batches_and_agree_with_one(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)

@@ -1,5 +1,6 @@
 """Two CPU processes under `accelerate launch` (DDP over gloo) end with identical weights."""
 
+import pytest
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # multi-process: run with -m slow
 def test_two_cpu_processes_hold_identical_weights(tiny_dataset, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)

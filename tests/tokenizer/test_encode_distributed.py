@@ -1,6 +1,7 @@
 """`tokenizer encode` under `accelerate launch` with two CPU processes (gloo): the ranks share the chunks
 and the result is byte-identical to a one-process encode."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -39,6 +40,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # multi-process: run with -m slow
 def test_two_processes_share_the_chunks_and_write_what_one_writes(tiny_dataset, tmp_path, monkeypatch):
     model = tmp_path / "tok"
     torch.manual_seed(0)
