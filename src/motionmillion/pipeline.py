@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -34,11 +35,14 @@ import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
 from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton, make_consistent, save_skeleton
+from motionmillion.motion.representation import decode_joints
 
 log = logging.getLogger(__name__)
 
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
 MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
+CONTEXT_SECONDS = 1.0  # motion before a timeline segment (or a continuation) that the generator is shown
+MAX_TIMELINE_SECONDS = 120.0  # default cap on a timeline's total duration
 REINSTALL_HINT = "reinstall with `pip install --force-reinstall motionmillion` or rebuild the folder"
 
 
@@ -203,6 +207,7 @@ class MotionPipeline:
         fix_feet: bool = False,
         batch_size: int = 32,
         use_cache: bool = True,
+        prefix: Motion | np.ndarray | str | Path | None = None,
     ) -> list[Motion]:
         """Motions for every prompt, prompt-major: [p0 s0, p0 s1, ..., p1 s0, ...].
 
@@ -210,9 +215,13 @@ class MotionPipeline:
         model ends the motion itself. Sample j of prompt i uses seed ``seed + i * num_samples + j``
         (random if None). guidance: classifier-free guidance scale (None = the model's default; 1 = off).
         temperature 0 = greedy decoding. fix_feet: remove foot sliding (post-process).
+        prefix: continue this motion (a Motion, (T, 272) features, or a .npy/.bvh file): each result is the
+        prefix followed by the new frames (``meta["prefix_frames"]``); ``seconds`` counts the new frames.
         """
         requests = self.requests(prompts, seconds, num_samples, seed, guidance=guidance, temperature=temperature,
                                  top_k=top_k, top_p=top_p, fix_feet=fix_feet)  # fmt: skip
+        if prefix is not None:
+            return self._continue(_load_prefix(prefix), requests, CONTEXT_SECONDS)
         return list(self.generate(requests, batch_size=batch_size, use_cache=use_cache))
 
     def requests(
@@ -303,30 +312,21 @@ class MotionPipeline:
 
     def _sample(self, requests: list[GenerationRequest], use_cache: bool) -> list[Motion]:
         """One sampler call for requests that share their sampling options."""
-        from motionmillion.generator.sample import SamplingOptions, length_window, sample_tokens
+        from motionmillion.generator.sample import sample_tokens
 
-        first = requests[0]
-        options = SamplingOptions(temperature=first.temperature, top_k=first.top_k, top_p=first.top_p,
-                                  guidance=first.guidance, use_cache=use_cache)  # fmt: skip
-        windows = [length_window(r.seconds, self.frames_per_token, self.max_tokens, fps=self.fps) for r in requests]
+        budgets = [self._token_budget(r.seconds) for r in requests]
         encoded = self.text_encoder.encode([r.prompt for r in requests])
         device = self.device
         codes = sample_tokens(
             self.generator, encoded.features.to(device), encoded.mask.to(device), seeds=[r.seed for r in requests],
-            min_tokens=[low for low, _ in windows], max_tokens=[high for _, high in windows], options=options,
+            min_tokens=[low for low, _, _ in budgets], max_tokens=[high for _, high, _ in budgets],
+            options=_sampling_options(requests[0], use_cache), target_tokens=[target for _, _, target in budgets],
         )  # fmt: skip
         return [self._motion(request, ids) for request, ids in zip(requests, codes)]
 
     def _motion(self, request: GenerationRequest, codes: list[int]) -> Motion:
         """Decode one row's codes into a Motion (de-normalised features, the request in its meta)."""
-        import torch
-
-        ids = torch.tensor([codes], dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            normalized = self.tokenizer.decode(ids)[0].float().cpu().numpy()
-        # One motion in every output: features, joints, rotations, BVH and video from one rigid skeleton.
-        features = make_consistent(self.normalizer.denormalize(normalized.astype(np.float64)), self.skeleton)
-        features = features.astype(np.float32)
+        features = self._features(codes)
         meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
                 "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
                 "top_p": request.top_p}  # fmt: skip
@@ -336,6 +336,306 @@ class MotionPipeline:
             features = fix_foot_sliding(features, fps=self.fps, source=request.prompt[:40])
             meta["fix_feet"] = True
         return Motion(features, fps=self.fps, text=request.prompt, meta=meta)
+
+    # ---------------------------------------------------------------- decoding (every path goes through here)
+    def _decode(self, codes: Sequence[int]) -> np.ndarray:
+        """De-normalised features (4 frames per code) exactly as the tokenizer decodes ``codes``."""
+        import torch
+
+        ids = torch.tensor([list(codes)], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            normalized = self.tokenizer.decode(ids)[0].float().cpu().numpy()
+        return self.normalizer.denormalize(normalized.astype(np.float64))
+
+    def _consistent(self, features: np.ndarray) -> np.ndarray:
+        """One motion in every output: features, joints, rotations, BVH and video from one rigid skeleton."""
+        return make_consistent(features, self.skeleton).astype(np.float32)
+
+    def _features(self, codes: Sequence[int]) -> np.ndarray:
+        return self._consistent(self._decode(codes))
+
+    # ---------------------------------------------------------------- timelines, continuation, streaming
+    def _token_budget(self, seconds: float | None) -> tuple[int, int, int | None]:
+        """(min, max, target) new tokens for a duration. A length-conditioned generator is asked for the exact
+        count and told how many tokens remain at every step, so it ends the motion there by itself; a generator
+        without the condition gets the sampler's tolerance window around the duration, as before."""
+        from motionmillion.generator.sample import length_window
+
+        if seconds is None or not self.generator.config.length_condition:
+            low, high = length_window(seconds, self.frames_per_token, self.max_tokens, fps=self.fps)
+            return low, high, None
+        target = min(self.max_tokens, max(1, round(seconds * self.fps / self.frames_per_token)))
+        return target, target, target
+
+    def timeline(
+        self,
+        segments: Sequence,
+        seed: int | None = None,
+        max_total_seconds: float = MAX_TIMELINE_SECONDS,
+        context_seconds: float = CONTEXT_SECONDS,
+        **options,
+    ) -> list[GenerationRequest]:
+        """Checked requests for a timeline. ``segments``: ``(prompt, seconds)`` pairs or dicts with "prompt",
+        "seconds" and optionally "seed", "guidance", "temperature", "top_k", "top_p"; segment i uses seed
+        ``seed + i`` unless it has its own. ``options`` are sampling options shared by all segments.
+        Raises PromptError naming the segment (no prompt, no or bad duration) or the total."""
+        if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence):
+            raise PromptError(f"a timeline is a list of (prompt, seconds) segments, got {type(segments).__name__}")
+        if not segments:
+            raise PromptError("the timeline is empty: give at least one (prompt, seconds) segment")
+        seed = _check_seed(seed, "seed", extra=len(segments))
+        requests, total = [], 0.0
+        for i, segment in enumerate(segments):
+            where = f"segment {i + 1}"
+            if isinstance(segment, dict):
+                unknown = sorted(set(segment) - {"prompt", "seconds", "seed", *TIMELINE_OPTIONS})
+                if unknown:
+                    raise PromptError(f"{where}: unknown key(s) {', '.join(unknown)}")
+                fields = {**options, **{k: v for k, v in segment.items() if k in TIMELINE_OPTIONS}}
+                prompt, seconds, own_seed = segment.get("prompt"), segment.get("seconds"), segment.get("seed")
+            elif isinstance(segment, (list, tuple)) and len(segment) == 2:
+                (prompt, seconds), fields, own_seed = segment, dict(options), None
+            else:
+                raise PromptError(f"{where}: expected (prompt, seconds) or a dict with prompt and seconds, got {segment!r}")
+            if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+                raise PromptError(f"{where}: no prompt")
+            if seconds is None:
+                raise PromptError(f"{where} ({str(prompt)[:40]!r}): no duration in seconds")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds <= 0:
+                raise PromptError(f"{where} ({str(prompt)[:40]!r}): the duration must be positive, got {seconds!r}")
+            request = GenerationRequest(prompt, seconds, seed + i if own_seed is None else own_seed,
+                                        meta={"segment_index": i}, **fields)  # fmt: skip
+            requests.append(self.check(request, where=f"{where} ({str(prompt)[:40]!r})"))
+            if i > 0:
+                self._check_room(requests[-1], self._context_tokens(context_seconds), where)
+            total += float(seconds)
+        if total > max_total_seconds + 1e-9:
+            raise PromptError(f"the timeline lasts {total:g} s, more than the maximum of {max_total_seconds:g} s")
+        return requests
+
+    def compose(
+        self,
+        segments: Sequence,
+        seed: int | None = None,
+        context_seconds: float = CONTEXT_SECONDS,
+        max_total_seconds: float = MAX_TIMELINE_SECONDS,
+        fix_feet: bool = False,
+        **options,
+    ) -> Motion:
+        """One motion from a timeline of prompts, e.g. ``[("a person walks forward", 3), ("a person bows", 2)]``.
+
+        Every segment is sampled with its own text, conditioned on the last ``context_seconds`` of motion
+        tokens before it (so any number of segments works), and the whole token sequence is decoded at once:
+        a seam is decoded like any other frame. ``meta["segments"]`` holds each segment's prompt, seed and
+        frame range ``[start_frame, end_frame)``. Segment options: see :meth:`timeline`.
+        """
+        requests = self.timeline(segments, seed, max_total_seconds, context_seconds, **options)
+        codes, owners = self._timeline_codes(requests, [], context_seconds)
+        features = self._features(codes)
+        meta = {"seed": requests[0].seed, "segments": self._segment_ranges(requests, owners)}
+        if fix_feet:
+            from motionmillion.postprocess import fix_foot_sliding
+
+            features = fix_foot_sliding(features, fps=self.fps, source="timeline")
+            meta["fix_feet"] = True
+        return Motion(features, fps=self.fps, text=" | ".join(r.prompt for r in requests), meta=meta)
+
+    def stream(
+        self,
+        prompt: str | Sequence,
+        seconds: float | None = None,
+        seed: int | None = None,
+        chunk_seconds: float = 0.5,
+        context_seconds: float = CONTEXT_SECONDS,
+        max_total_seconds: float = MAX_TIMELINE_SECONDS,
+        **options,
+    ) -> Iterator[MotionChunk]:
+        """Yield a motion (a prompt, or a timeline as in :meth:`compose`) in chunks as it is generated.
+
+        Each chunk holds only its new frames. The tokenizer's decoder is not causal (a frame depends on the
+        codes up to ``decoder_reach`` tokens after it), so a frame is sent once those codes exist, decoded
+        in a window that includes everything it depends on: the concatenated chunks equal ``pipe(prompt,
+        seconds=..., seed=...)`` (or :meth:`compose`) for the same seed up to float rounding.
+        """
+        if isinstance(prompt, str):
+            fields = {"seed": seed, **options}
+            requests = [self.check(GenerationRequest(prompt, seconds, **fields), where="prompt", warn=True)]
+        else:
+            requests = self.timeline(prompt, seed, max_total_seconds, context_seconds, **options)
+        if any(r.fix_feet for r in requests):
+            raise PromptError("fix_feet cleans a whole motion at once and cannot stream; use compose() or __call__")
+        step = max(1, round(chunk_seconds * self.fps / self.frames_per_token))
+        reach = self.decoder_reach
+        fpt = self.frames_per_token
+        codes: list[int] = []
+        decoded: list[np.ndarray] = []  # de-normalised frames that no future code can change
+        consistent: list[np.ndarray] = []
+        sent = 0  # codes whose frames have been sent
+
+        def chunk(final: bool) -> MotionChunk | None:
+            nonlocal sent
+            ready = len(codes) if final else len(codes) - reach
+            if ready <= sent or (not final and ready - sent < step):
+                return None
+            first = max(0, sent - reach)
+            window = self._decode(codes[first:])
+            decoded.append(window[(sent - first) * fpt : (ready - first) * fpt])
+            raw = np.concatenate(decoded)
+            # Consistency is per frame apart from velocities: one frame before the new ones is enough.
+            start = sent * fpt
+            before = max(0, start - 1)
+            consistent.append(self._consistent(raw[before:])[start - before :])
+            decoded[:] = [raw]
+            features = np.concatenate(consistent)
+            consistent[:] = [features]
+            new = features[start:]
+            sent = ready
+            return MotionChunk(new, decode_joints(features)[start:], start)
+
+        for _, code in self._timeline_code_stream(requests, [], context_seconds):
+            codes.append(code)
+            piece = chunk(final=False)
+            if piece is not None:
+                yield piece
+        piece = chunk(final=True)
+        if piece is not None:
+            yield piece
+
+    @functools.cached_property
+    def decoder_reach(self) -> int:
+        """How many tokens before and after a token its decoded frames depend on (0 after it for a causal
+        decoder), found by changing one token in a probe sequence."""
+        import torch
+
+        probe_len, middle = 96, 48
+        ids = torch.arange(probe_len, device=self.device)[None] % self.tokenizer.codebook_size
+        changed = ids.clone()
+        changed[0, middle] = (changed[0, middle] + 1) % self.tokenizer.codebook_size
+        with torch.no_grad():
+            difference = (self.tokenizer.decode(ids) - self.tokenizer.decode(changed)).abs().amax(-1)[0]
+        frames = torch.nonzero(difference > 0).flatten()
+        if len(frames) == 0:
+            return 0
+        fpt = self.frames_per_token
+        after = int(frames.max()) // fpt - middle
+        before = middle - int(frames.min()) // fpt
+        if max(before, after) >= middle - 1:
+            raise PipelineError("the tokenizer's decoder sees too far to stream (global context)")
+        return max(after, before)
+
+    def _check_room(self, request: GenerationRequest, context_tokens: int, where: str) -> None:
+        """PromptError if the request's duration and its context do not fit the generator's budget."""
+        if request.seconds is not None and context_tokens + self._token_budget(request.seconds)[1] > self.max_tokens:
+            limit = (self.max_tokens - context_tokens) * self.frames_per_token / self.fps
+            raise PromptError(
+                f"{where} ({request.prompt[:40]!r}): {request.seconds:g} s is longer than the {limit:.2f} s a "
+                f"continued segment can last ({self.max_seconds:g} s minus "
+                f"{context_tokens * self.frames_per_token / self.fps:.2f} s of context); split it in two"
+            )
+
+    def _context_tokens(self, context_seconds: float) -> int:
+        if isinstance(context_seconds, bool) or not isinstance(context_seconds, (int, float)) or context_seconds < 0:
+            raise PromptError(f"context_seconds must be a number >= 0, got {context_seconds!r}")
+        return round(context_seconds * self.fps / self.frames_per_token)
+
+    def _timeline_code_stream(
+        self, requests: list[GenerationRequest], context: list[int], context_seconds: float
+    ) -> Iterator[tuple[int, int]]:
+        """Yield (segment index, motion code) as each is drawn. Segment i is conditioned on the last
+        context tokens of everything before it (``context`` first: a motion being continued)."""
+        import torch
+
+        from motionmillion.generator.sample import iter_tokens
+
+        window = self._context_tokens(context_seconds)
+        history = list(context)
+        end_id = self.generator.config.end_id
+        device = self.device
+        for index, request in enumerate(requests):
+            low, high, target = self._token_budget(request.seconds)
+            before = history[len(history) - min(len(history), window) :]
+            self._check_room(request, len(before), f"segment {index + 1}")
+            high = min(high, self.max_tokens - len(before))  # a motion that ends itself stays in the budget
+            low = min(low, high)
+            encoded = self.text_encoder.encode([request.prompt])
+            steps = iter_tokens(
+                self.generator, encoded.features.to(device), encoded.mask.to(device), [request.seed], [low], [high],
+                _sampling_options(request, use_cache=True), context=torch.tensor([before], dtype=torch.long),
+                target_tokens=[target],
+            )  # fmt: skip
+            for ids in steps:
+                code = int(ids[0])
+                if code >= end_id:
+                    break
+                history.append(code)
+                yield index, code
+
+    def _timeline_codes(
+        self, requests: list[GenerationRequest], context: list[int], context_seconds: float
+    ) -> tuple[list[int], list[int]]:
+        """All codes of a timeline and the segment each belongs to."""
+        pairs = list(self._timeline_code_stream(requests, context, context_seconds))
+        return [code for _, code in pairs], [index for index, _ in pairs]
+
+    def _segment_ranges(self, requests: list[GenerationRequest], owners: list[int], offset: int = 0) -> list[dict]:
+        """Each segment's prompt, seed and frame range [start_frame, end_frame) from the owner of every code."""
+        ranges, start = [], offset
+        for i, request in enumerate(requests):
+            end = start + owners.count(i) * self.frames_per_token
+            ranges.append({"prompt": request.prompt, "seconds": request.seconds, "seed": request.seed,
+                           "start_frame": start, "end_frame": end})  # fmt: skip
+            start = end
+        return ranges
+
+    def _continue(self, prefix: Motion, requests: list[GenerationRequest], context_seconds: float) -> list[Motion]:
+        """Each request continued from the last frames of ``prefix``: the prefix, then the new frames.
+
+        The prefix's last ``context_seconds`` are encoded to tokens and the new motion is sampled after them
+        (as in a timeline); the decoded context cross-fades from the prefix's own frames into the decoded
+        ones, so the motion passes from the given frames to the generated ones without a jump.
+        """
+        fpt = self.frames_per_token
+        window = min(self._context_tokens(context_seconds), len(prefix.features) // fpt)
+        if window < 1:
+            raise PromptError(f"the prefix motion has {len(prefix.features)} frames; continuing needs at least {fpt}")
+        for request in requests:
+            self._check_room(request, window, f"prompt {request.meta.get('prompt_index', 0) + 1}")
+        tail = prefix.features[len(prefix.features) - window * fpt :].astype(np.float64)
+        context = self._encode_codes(tail)
+        motions = []
+        for request in requests:
+            codes, owners = self._timeline_codes([request], context, context_seconds)
+            generated = self._features(context + codes)
+            blend = np.linspace(1.0, 0.0, window * fpt)[:, None]
+            joined = blend * tail + (1 - blend) * generated[: window * fpt]
+            features = np.concatenate([prefix.features[: len(prefix.features) - window * fpt], joined,
+                                       generated[window * fpt :]]).astype(np.float32)  # fmt: skip
+            start = len(prefix.features)
+            meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
+                    "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
+                    "top_p": request.top_p, "prefix_frames": start,
+                    "segments": self._segment_ranges([request], owners, offset=start)}  # fmt: skip
+            if request.fix_feet:
+                from motionmillion.postprocess import fix_foot_sliding
+
+                features = fix_foot_sliding(features, fps=self.fps, source=request.prompt[:40])
+                meta["fix_feet"] = True
+            motions.append(Motion(features, fps=self.fps, text=request.prompt, meta=meta))
+        return motions
+
+    def _encode_codes(self, features: np.ndarray) -> list[int]:
+        """Motion codes of de-normalised features (a multiple of frames_per_token frames), the first frame
+        made canonical as in training clips (no world heading or position)."""
+        import torch
+
+        from motionmillion.motion.representation import HEADING, ROOT_VEL, VELOCITIES
+        from motionmillion.motion.rotations import matrix_to_6d
+
+        features = features.copy()
+        features[0, ROOT_VEL], features[0, VELOCITIES] = 0.0, 0.0
+        features[0, HEADING] = matrix_to_6d(np.eye(3))
+        normalized = torch.as_tensor(self.normalizer.normalize(features), dtype=torch.float32, device=self.device)
+        return [int(c) for c in self.tokenizer.encode(normalized[None])[0].tolist()]
 
 
 @dataclass(frozen=True)
@@ -356,6 +656,43 @@ class GenerationRequest:
     def sampling_key(self) -> tuple:
         """Requests with equal keys can share one sampler call."""
         return (self.temperature, self.top_k, self.top_p, self.guidance)
+
+
+# Per-segment options a timeline segment may set (besides prompt, seconds and seed).
+TIMELINE_OPTIONS = ("guidance", "temperature", "top_k", "top_p")
+
+
+@dataclass(frozen=True)
+class MotionChunk:
+    """New frames of a streamed motion: frames ``start_frame .. start_frame + len(features)``."""
+
+    features: np.ndarray  # (n, 272) de-normalised
+    joints: np.ndarray  # (n, 22, 3) world positions, continuing the frames sent before
+    start_frame: int
+
+
+def _sampling_options(request: GenerationRequest, use_cache: bool):
+    from motionmillion.generator.sample import SamplingOptions
+
+    return SamplingOptions(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
+                           guidance=request.guidance, use_cache=use_cache)  # fmt: skip
+
+
+def _load_prefix(prefix) -> Motion:
+    """The motion to continue: a Motion, a (T, 272) array, or a file Motion.load reads (.npy, .bvh)."""
+    if isinstance(prefix, Motion):
+        return prefix
+    if isinstance(prefix, np.ndarray):
+        try:
+            return Motion(prefix)
+        except ValueError as err:
+            raise PromptError(f"prefix: {err}") from None
+    if isinstance(prefix, (str, Path)):
+        try:
+            return Motion.load(prefix)
+        except ValueError as err:
+            raise PromptError(str(err)) from None
+    raise PromptError(f"prefix must be a Motion, a (T, 272) array or a motion file, got {type(prefix).__name__}")
 
 
 def _batches(requests: list[GenerationRequest], batch_size: int) -> Iterator[list[int]]:
