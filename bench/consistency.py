@@ -1,7 +1,8 @@
 """Is every output of a motion the same movement, and how does it compare with real capture? (prints JSON)
 
 For generated motions (the 126 MotionMillion-Eval prompts and the paraphrase set, one sample each,
-from a pipeline folder) and for real clips (a dataset split), per set:
+from a pipeline folder; and, as the evaluation does, one per real clip from its first caption at its
+own length) and for real clips (a dataset split), per set:
 
 - BVH vs joints: ``Motion.to_bvh`` read back with the project's reader (``load_bvh_joints``) against
   ``Motion.joints``, max and mean over all frames and joints (mm);
@@ -146,6 +147,11 @@ def main() -> None:
         for i, motion in enumerate(generated):
             atomic_save_npy(args.save_generated / f"{i:03d}.npy", motion.features)
     sets["generated"] = run_set(generated)
+    # The evaluation's protocol: the split's own captions at the real clips' lengths (GT lengths).
+    captions = [(dataset.texts(n) or [""])[0] for n in names]
+    keep = [i for i, caption in enumerate(captions) if caption.strip()]
+    lengths = [min(dataset.length(names[i]) / pipe.fps, pipe.max_seconds) for i in keep]
+    sets["generated_split_captions_gt_lengths"] = run_set(pipe([captions[i] for i in keep], seconds=lengths, seed=args.seed))
     for folder in args.features_dir:
         files = sorted(folder.glob("*.npy"))
         sets[f"files:{folder}"] = run_set([Motion(np.load(f)) for f in files])
