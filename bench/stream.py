@@ -47,13 +47,13 @@ def build_synthetic(store: Path, clips: int) -> float:
     return time.perf_counter() - started
 
 
-def stream_rate(store: Path, workers: int, seconds: float, batch_size: int, window: int) -> dict:
+def stream_rate(store: Path, workers: int, seconds: float, batch_size: int, window: int, min_frames: int) -> dict:
     import torch
 
     from motionmillion.data.stream import BlockShuffledWindows, StreamConfig, window_loader
 
     torch.set_num_threads(1)
-    dataset = BlockShuffledWindows(store, StreamConfig(window=window, batch_size=batch_size))
+    dataset = BlockShuffledWindows(store, StreamConfig(window=window, batch_size=batch_size, min_frames=min_frames))
     loader = window_loader(dataset, workers)
     started = time.perf_counter()
     iterator = iter(loader)
@@ -70,7 +70,8 @@ def stream_rate(store: Path, workers: int, seconds: float, batch_size: int, wind
         clips_seen.update(batch.clips[:4].tolist())
     elapsed = time.perf_counter() - t0
     del iterator, loader
-    return {"workers": workers, "batch_size": batch_size, "window": window, "seconds": round(elapsed, 1),
+    return {"workers": workers, "batch_size": batch_size, "window": window, "min_frames": min_frames,
+            "clips_used": len(dataset), "seconds": round(elapsed, 1),
             "windows": windows, "windows_per_s": round(windows / elapsed, 1),
             "mb_per_s_of_window_frames": round(frames * 272 * 4 / elapsed / 1e6, 1),
             "first_batch_s": round(first_batch_s, 2), "first_batch_shape": list(first.frames.shape),
@@ -78,15 +79,16 @@ def stream_rate(store: Path, workers: int, seconds: float, batch_size: int, wind
             "peak_rss_mb_main": round(peak_rss_mb(), 1), "checksum": checksum}  # fmt: skip
 
 
-def random_rate(store: Path, seconds: float, window: int) -> dict:
+def random_rate(store: Path, seconds: float, window: int, min_frames: int) -> dict:
     """Random windows straight from the memory map, one clip at a time (the map-style baseline)."""
     from motionmillion.data.packed import PackedMotions
 
     packed = PackedMotions(store)
     rng = np.random.default_rng(1)
+    eligible = np.flatnonzero(packed.lengths >= min_frames)
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        i = int(rng.integers(len(packed)))
+        i = int(eligible[rng.integers(len(eligible))])
         length = int(packed.lengths[i])
         size = min(window, length)
         offset = int(rng.integers(0, length - size + 1))
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--window", type=int, default=96)
+    parser.add_argument("--min-frames", type=int, default=1, help="skip shorter clips (96 = full windows only)")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     result: dict = {"benchmark": "block-shuffled training windows from a packed store (data/stream.py)",
@@ -119,10 +122,10 @@ def main() -> None:
     result.update({"store": str(args.store), "clips": meta["num_clips"], "frames": meta["num_frames"],
                    "store_gb": round(frames_file.stat().st_size / 1e9, 2), "ram_gb": round(pages / 1e9, 2)})  # fmt: skip
     evict([str(frames_file)])
-    result["stream"] = stream_rate(args.store, args.workers, args.seconds, args.batch_size, args.window)
+    result["stream"] = stream_rate(args.store, args.workers, args.seconds, args.batch_size, args.window, args.min_frames)
     if args.baseline_seconds > 0:
         evict([str(frames_file)])
-        result["random_memmap_reads"] = random_rate(args.store, args.baseline_seconds, args.window)
+        result["random_memmap_reads"] = random_rate(args.store, args.baseline_seconds, args.window, args.min_frames)
     evict([str(frames_file)])  # leave the page cache to the others on this machine
     if args.delete:
         shutil.rmtree(args.store)

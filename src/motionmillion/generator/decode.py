@@ -193,6 +193,7 @@ class DecodeEngine:
         self.use_graphs = use_graphs
         self.runners: dict[_Key, _Runner] = {}
 
+    @torch.no_grad()  # also around the graph capture: no autograd state may be recorded into it
     def sample(
         self,
         text_features: torch.Tensor,
