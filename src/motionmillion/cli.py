@@ -129,6 +129,10 @@ def generate_command(
     fix_feet: Annotated[bool, typer.Option("--fix-feet", help="Remove foot sliding (post-process).")] = False,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 files.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
+    timeline: Annotated[Optional[str], typer.Option("--timeline", help="One motion from a sequence of prompts: a JSON "
+                        "file or 'a person walks forward:3; a person bows:2' (PROMPT:SECONDS; ...).")] = None,
+    continue_from: Annotated[Optional[Path], typer.Option("--continue-from", help="Continue this motion "
+                             "(.npy 272 features or joints, .bvh): the output is it followed by the new frames.")] = None,
 ) -> None:
     """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4 and .json."""
     import time
@@ -140,9 +144,17 @@ def generate_command(
     from motionmillion.utils.output_folder import OutputFolder
 
     # Everything that needs no model is checked before loading it.
-    if (prompt is None) == (prompts is None):
-        raise ValueError("give either a PROMPT or --prompts FILE (not both)")
-    texts = [prompt] if prompt is not None else read_prompt_file(prompts)
+    if sum(value is not None for value in (prompt, prompts, timeline)) != 1:
+        raise ValueError("give one of a PROMPT, --prompts FILE or --timeline SPEC")
+    if timeline is not None and (continue_from is not None or num_samples != 1 or seconds is not None):
+        raise ValueError("--timeline sets its own durations and makes one motion: no --seconds, --num-samples "
+                         "or --continue-from with it")  # fmt: skip
+    from motionmillion.motion import Motion
+    from motionmillion.timeline import read_timeline
+
+    segments = read_timeline(timeline) if timeline is not None else None
+    texts = [prompt] if prompt is not None else read_prompt_file(prompts) if prompts is not None else []
+    prefix = Motion.load(continue_from) if continue_from is not None else None
     for option, value in (("--batch-size", batch_size), ("--num-samples", num_samples)):
         if value < 1:
             raise ValueError(f"{option} must be >= 1, got {value}")
@@ -150,16 +162,25 @@ def generate_command(
     folder.check()
     pipe = MotionPipeline.from_pretrained(model, device=device)
     options = {"guidance": guidance, "temperature": temperature, "top_k": top_k, "top_p": top_p, "fix_feet": fix_feet}
-    requests = pipe.requests(texts, seconds, num_samples, seed, **options)
+    if segments is not None:
+        requests = pipe.timeline(segments, seed, **{k: v for k, v in options.items() if k != "fix_feet"})
+        motions = iter([pipe.compose(segments, seed=requests[0].seed, **options)])
+        texts = [" | ".join(r.prompt for r in requests)]
+    else:
+        requests = pipe.requests(texts, seconds, num_samples, seed, **options)
+        motions = pipe.generate(requests, batch_size=batch_size)
+        if prefix is not None:
+            motions = iter(pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, **options))
     base_seed = requests[0].seed
 
     started = time.time()
     failures: list[tuple[int, str, str]] = []
     written = 0
-    with folder, tqdm(total=len(requests), desc="generate", unit="motion", disable=len(requests) < 2) as bar:
-        for motion in pipe.generate(requests, batch_size=batch_size):
-            index = motion.meta["prompt_index"]
-            stem = f"{index + 1:03d}_{_slug(motion.text)}_s{motion.meta['sample_index']}"
+    total = 1 if segments is not None else len(requests)
+    with folder, tqdm(total=total, desc="generate", unit="motion", disable=total < 2) as bar:
+        for motion in motions:
+            index = motion.meta.get("prompt_index", 0)
+            stem = f"{index + 1:03d}_{_slug(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
                 files = motion.save(out, stem, video=not no_video)
                 folder.add(*files.values())

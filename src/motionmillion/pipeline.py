@@ -35,7 +35,7 @@ import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
 from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton, make_consistent, save_skeleton
-from motionmillion.motion.representation import decode_joints
+from motionmillion.motion.representation import decode_joints, decode_rotations
 
 log = logging.getLogger(__name__)
 
@@ -481,10 +481,14 @@ class MotionPipeline:
             window = self._decode(codes[first:])
             decoded.append(window[(sent - first) * fpt : (ready - first) * fpt])
             raw = np.concatenate(decoded)
-            # Consistency is per frame apart from velocities: one frame before the new ones is enough.
+            # Consistency is per frame apart from velocities: one frame before the new ones is enough, placed
+            # where the whole motion has it (heading and position are integrated from frame 0).
             start = sent * fpt
             before = max(0, start - 1)
-            consistent.append(self._consistent(raw[before:])[start - before :])
+            window = raw[before:].copy()
+            if before:
+                window[0] = _placed_frame(raw[: before + 1])
+            consistent.append(self._consistent(window)[start - before :])
             decoded[:] = [raw]
             features = np.concatenate(consistent)
             consistent[:] = [features]
@@ -551,15 +555,16 @@ class MotionPipeline:
         history = list(context)
         end_id = self.generator.config.end_id
         device = self.device
+        texts = self.text_encoder.encode([r.prompt for r in requests])  # one call: a 60 s timeline has 12
         for index, request in enumerate(requests):
             low, high, target = self._token_budget(request.seconds)
             before = history[len(history) - min(len(history), window) :]
             self._check_room(request, len(before), f"segment {index + 1}")
             high = min(high, self.max_tokens - len(before))  # a motion that ends itself stays in the budget
             low = min(low, high)
-            encoded = self.text_encoder.encode([request.prompt])
+            features, mask = texts.features[index : index + 1].to(device), texts.mask[index : index + 1].to(device)
             steps = iter_tokens(
-                self.generator, encoded.features.to(device), encoded.mask.to(device), [request.seed], [low], [high],
+                self.generator, features, mask, [request.seed], [low], [high],
                 _sampling_options(request, use_cache=True), context=torch.tensor([before], dtype=torch.long),
                 target_tokens=[target],
             )  # fmt: skip
@@ -669,6 +674,20 @@ class MotionChunk:
     features: np.ndarray  # (n, 272) de-normalised
     joints: np.ndarray  # (n, 22, 3) world positions, continuing the frames sent before
     start_frame: int
+
+
+def _placed_frame(features: np.ndarray) -> np.ndarray:
+    """The last frame of ``features`` as the first frame of a motion that stands where it stands: its
+    accumulated heading and root position written where ``encode_272(canonical=False)`` keeps them."""
+    from motionmillion.motion.representation import HEADING, ROOT_VEL, ROTATIONS
+    from motionmillion.motion.rotations import matrix_to_6d, sixd_to_matrix
+
+    rotations, root = decode_rotations(features)  # root: heading applied; ROTATIONS: without it
+    frame = features[-1].copy()
+    without_heading = sixd_to_matrix(frame[ROTATIONS][:6])
+    frame[HEADING] = matrix_to_6d(without_heading @ rotations[-1, 0].T)
+    frame[ROOT_VEL] = root[-1, [0, 2]]
+    return frame
 
 
 def _sampling_options(request: GenerationRequest, use_cache: bool):
