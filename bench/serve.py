@@ -122,6 +122,14 @@ async def load(url: str, clients: int, total: int, seconds: float, max_time: flo
     return result
 
 
+def batching(before: dict, after: dict, wall: float) -> dict:
+    """Batches the server made between two /v1/stats answers: mean size, and how busy its generator was."""
+    batches = after["batches"] - before["batches"]
+    motions = after["motions"] - before["motions"]
+    return {"batches": batches, "mean_batch": round(motions / max(batches, 1), 2),
+            "generator_busy": round((after["generating_seconds"] - before["generating_seconds"]) / wall, 3)}
+
+
 def python_api(model: str | None):
     """The Python API's call for the same body: ``pipe.generate([GenerationRequest(...)])`` + joints."""
     from motionmillion.pipeline import GenerationRequest, MotionPipeline
@@ -133,6 +141,18 @@ def python_api(model: str | None):
         (motion,) = pipe.generate([GenerationRequest(body["prompt"], seconds=body["seconds"], seed=body["seed"])])
         motion.joints  # the server sends joints, so they are part of the call's work
 
+    def batch_ceiling(seconds: float, size: int, repeats: int = 2) -> float:
+        """Motions/s of one pipe.generate call for ``size`` requests: what batching can reach at best."""
+        requests = [GenerationRequest(PROMPTS[i % len(PROMPTS)], seconds=seconds, seed=i) for i in range(size)]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for motion in pipe.generate(requests, batch_size=size):
+                motion.joints
+            times.append(time.perf_counter() - start)
+        return size / statistics.median(times)
+
+    call.batch_ceiling = batch_ceiling
     return call
 
 
@@ -170,14 +190,20 @@ def main() -> None:
                 raise SystemExit("the server did not answer /healthz within 120 s")
             time.sleep(0.05)
         startup = time.perf_counter() - start
+        before = httpx.get(url + "/v1/stats").json()
         one = asyncio.run(load(url, 1, args.sequential, args.seconds, args.max_time, seed0=0, python_api=api))
+        middle = httpx.get(url + "/v1/stats").json()
         many = asyncio.run(load(url, args.clients, args.requests, args.seconds, args.max_time, seed0=10_000))
+        after = httpx.get(url + "/v1/stats").json()
+        one["batching"] = batching(before, middle, one["wall_s"])
+        many["batching"] = batching(middle, after, many["wall_s"])
     finally:
         server.terminate()
         server.wait(30)
         memory.stopped.set()
         memory.join()
     api_p50 = one.pop("python_api_p50_s")
+    ceiling = api.batch_ceiling(args.seconds, args.clients)  # the server is stopped: the machine is ours
     speedup = many["motions_per_second"] / max(one["motions_per_second"], 1e-9)
     result = {
         "model": args.model or "bundled",
@@ -193,6 +219,8 @@ def main() -> None:
         "python_api_p50_s": api_p50,
         "lone_request_vs_python_api": round(one["latency_p50_s"] / api_p50, 3),
         "concurrent_vs_one_motions_per_second": round(speedup, 2),
+        f"python_api_batch{args.clients}_motions_per_second": round(ceiling, 2),
+        f"python_api_batch{args.clients}_vs_one_at_a_time": round(ceiling * api_p50, 2),
         "targets": {
             "concurrent >= 5x one-at-a-time motions/s": speedup >= 5,
             "concurrent p99 <= 3 s": many["latency_p99_s"] <= 3.0,

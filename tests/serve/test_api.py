@@ -119,6 +119,9 @@ def test_concurrent_requests_are_batched(live):
     assert [r.status_code for r in responses] == [200] * 16
     assert [r.json()["motions"][0]["seed"] for r in responses] == list(range(16))
     assert batcher.stats.largest_batch > max(before, 1)
+    stats = live.client.get("/v1/stats").json()
+    assert stats["motions"] == sum(size * count for size, count in ((int(k), v) for k, v in stats["batch_sizes"].items()))
+    assert stats["largest_batch"] == batcher.stats.largest_batch and stats["generating_seconds"] > 0
 
 
 @pytest.mark.parametrize(

@@ -430,6 +430,14 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
     async def healthz() -> dict:
         return {"status": "ok"}
 
+    @app.get("/v1/stats")
+    async def stats() -> dict:
+        """Batching so far: how many batches of which size, and how long the generator was busy."""
+        batches = server.batcher.stats
+        return {"batches": batches.batches, "motions": batches.items, "largest_batch": batches.largest_batch,
+                "batch_sizes": dict(sorted(batches.sizes.items())),
+                "generating_seconds": round(batches.generating_seconds, 3), "queued": server.batcher.queued}  # fmt: skip
+
     @app.get("/v1/model")
     async def model() -> dict:
         return server.model_info()

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class BatchStats:
     batches: int = 0
     items: int = 0
     largest_batch: int = 0
+    generating_seconds: float = 0.0  # time the worker spent in generate(): busy / wall = how fed it is
+    sizes: Counter = field(default_factory=Counter)  # batch size -> how many batches had it
 
 
 class Batcher:
@@ -140,8 +144,11 @@ class Batcher:
             self.stats.batches += 1
             self.stats.items += len(items)
             self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+            self.stats.sizes[len(items)] += 1
+            started = time.perf_counter()
             try:
                 results = await loop.run_in_executor(self._executor, self._generate, items)
+                self.stats.generating_seconds += time.perf_counter() - started
                 self._deliver(batch, results)
             except ValueError:
                 # One bad request must not fail its neighbours: run each alone to find it.
