@@ -122,11 +122,18 @@ CMU_CC_POOL: dict[str, str] = {"jump": "jump", "walk": "walk", "run": "run", "pu
 MOVEMENT_POOL: dict[str, str] = {**BANDAI_POOL, **CMU_POOL, **{name: name for name in RULES}}
 
 
+# Where a pool's include rule is narrower than the movement (the jump pool takes forward jumps only), the
+# words that name the movement at all.
+MOVEMENT_WORDS: dict[str, str] = {"jump": r"\b(jump|jumps|jumping|jumped|hop|hops|hopping|hopped)\b"}
+
+
 def movement_rule(movements: Iterable[str]) -> re.Pattern | None:
-    """One pattern matching any caption that names one of ``movements`` (by the pools' include rules);
-    None when none of them has a rule. Tells captions of known movements from those of unknown ones."""
+    """One pattern matching any caption that names one of ``movements`` (by the pools' include rules, or
+    MOVEMENT_WORDS); None when none of them has a rule. Tells captions of known movements from those of
+    unknown ones."""
     pools = sorted({MOVEMENT_POOL[m] for m in movements if m in MOVEMENT_POOL})
-    return re.compile("|".join(RULES[p][0] for p in pools), re.IGNORECASE) if pools else None
+    words = [MOVEMENT_WORDS.get(p, RULES[p][0]) for p in pools]
+    return re.compile("|".join(words), re.IGNORECASE) if words else None
 
 
 def read_free_text(folder: str | Path) -> list[str]:
