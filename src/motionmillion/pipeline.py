@@ -324,12 +324,15 @@ class MotionPipeline:
         )  # fmt: skip
         return [self._motion(request, ids) for request, ids in zip(requests, codes)]
 
-    def _motion(self, request: GenerationRequest, codes: list[int]) -> Motion:
-        """Decode one row's codes into a Motion (de-normalised features, the request in its meta)."""
-        features = self._features(codes)
+    def _motion(
+        self, request: GenerationRequest, codes: list[int], features: np.ndarray | None = None, **meta_extra
+    ) -> Motion:
+        """Decode one row's codes into a Motion (de-normalised features, the request in its meta);
+        ``features``: already made from them (a continuation), ``meta_extra``: more to record."""
+        features = self._features(codes) if features is None else features
         meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
                 "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
-                "top_p": request.top_p}  # fmt: skip
+                "top_p": request.top_p, **meta_extra}  # fmt: skip
         if request.fix_feet:
             from motionmillion.postprocess import fix_foot_sliding
 
@@ -616,16 +619,8 @@ class MotionPipeline:
             features = np.concatenate([prefix.features[: len(prefix.features) - window * fpt], joined,
                                        generated[window * fpt :]]).astype(np.float32)  # fmt: skip
             start = len(prefix.features)
-            meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
-                    "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
-                    "top_p": request.top_p, "prefix_frames": start,
-                    "segments": self._segment_ranges([request], owners, offset=start)}  # fmt: skip
-            if request.fix_feet:
-                from motionmillion.postprocess import fix_foot_sliding
-
-                features = fix_foot_sliding(features, fps=self.fps, source=request.prompt[:40])
-                meta["fix_feet"] = True
-            motions.append(Motion(features, fps=self.fps, text=request.prompt, meta=meta))
+            motions.append(self._motion(request, codes, features, prefix_frames=start,
+                                        segments=self._segment_ranges([request], owners, offset=start)))  # fmt: skip
         return motions
 
     def _encode_codes(self, features: np.ndarray) -> list[int]:
