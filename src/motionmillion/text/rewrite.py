@@ -22,6 +22,7 @@ one of two back-ends behind :class:`Rewriter`:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -92,6 +93,12 @@ class CaptionBank:
 
     def __len__(self) -> int:
         return len(self.captions)
+
+    @functools.cached_property
+    def side_allowed(self) -> dict[str, np.ndarray]:
+        """For "left" and "right": which captions name no other side (computed once per bank)."""
+        sides = [set(_sides(caption)) for caption in self.captions]
+        return {side: np.array([not (s - {side}) for s in sides]) for side in ("left", "right")}
 
     def label_seconds(self, content: str, style: str) -> float:
         return self._label_seconds.get((content, style), self._label_seconds[(content, "")])
@@ -267,8 +274,6 @@ class RetrievalRewriter:
     def __init__(self, bank: CaptionBank, neighbours: int = NEIGHBOURS):
         self.bank = bank
         self.neighbours = min(neighbours, len(bank))
-        sides = [set(_sides(caption)) for caption in bank.captions]
-        self._allowed = {side: np.array([not (s - {side}) for s in sides]) for side in ("left", "right")}
 
     def rewrite(self, prompts: list[str], embeddings: np.ndarray | None) -> list[Rewrite]:
         if embeddings is None:
@@ -278,7 +283,7 @@ class RetrievalRewriter:
         for prompt, similarities in zip(prompts, embeddings @ bank.embeddings.T):
             sides = set(_sides(prompt))
             if len(sides) == 1:
-                similarities = np.where(self._allowed[sides.pop()], similarities, -2.0)
+                similarities = np.where(bank.side_allowed[sides.pop()], similarities, -2.0)
             top = np.argpartition(-similarities, self.neighbours - 1)[: self.neighbours]
             top = top[np.argsort(-similarities[top])]
             weights = np.exp((similarities[top] - similarities[top[0]]) / VOTE_TEMPERATURE)
