@@ -23,12 +23,12 @@ def model_folder(tmp_path_factory):
 @pytest.mark.parametrize("video", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_generate_one_prompt_writes_every_file(model_folder, tmp_path, video):
     result = generate(*["a person waves the left hand", "--model", str(model_folder), "--out", str(tmp_path),
-                                 "--seconds", "1", "--seed", "3", *([] if video else ["--no-video"])])  # fmt: skip
+                                 "--seconds", "1", "--seed", "3", "--glb", *([] if video else ["--no-video"])])  # fmt: skip
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in tmp_path.glob("*.json"))
     assert stems == ["001_a_person_waves_the_left_hand_s0"]
     for stem in stems:
-        for suffix in (".npy", "_joints.npy", ".bvh"):
+        for suffix in (".npy", "_joints.npy", ".bvh", ".glb"):
             assert (tmp_path / f"{stem}{suffix}").is_file(), suffix
         assert (tmp_path / f"{stem}.mp4").is_file() == video
     info = json.loads((tmp_path / f"{stems[0]}.json").read_text())
@@ -61,7 +61,7 @@ def test_generate_prompt_file_in_batches_with_summary(model_folder, tmp_path):
         (["walk", "--seed", str(2**63)], "seed must be in"),
         (["walk", "--temperature", "-1"], "temperature"),
         (["walk", "--seconds", "0.01"], "seconds must be in"),
-        ([], "either a PROMPT or --prompts"),
+        ([], "give one of a PROMPT, --prompts FILE or --timeline"),
     ],
 )
 def test_bad_input_exits_with_a_clear_message(model_folder, tmp_path, args, message):

@@ -15,7 +15,6 @@ Every error becomes one line and an exit code here (:mod:`motionmillion.errors`)
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -106,11 +105,6 @@ def read_prompt_file(path: Path) -> list[str]:
     return prompts
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit].strip("_")
-    return slug or "prompt"
-
-
 @app.command("generate")
 def generate_command(
     prompt: Annotated[Optional[str], typer.Argument(help="The text to animate.")] = None,
@@ -128,24 +122,33 @@ def generate_command(
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass.")] = 0.95,
     fix_feet: Annotated[bool, typer.Option("--fix-feet", help="Remove foot sliding (post-process).")] = False,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 files.")] = False,
+    glb: Annotated[bool, typer.Option("--glb", help="Also write a .glb (a skinned mannequin playing the motion).")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
     timeline: Annotated[Optional[str], typer.Option("--timeline", help="One motion from a sequence of prompts: a JSON "
                         "file or 'a person walks forward:3; a person bows:2' (PROMPT:SECONDS; ...).")] = None,
     continue_from: Annotated[Optional[Path], typer.Option("--continue-from", help="Continue this motion "
                              "(.npy 272 features or joints, .bvh): the output is it followed by the new frames.")] = None,
+    rewrite: Annotated[bool, typer.Option("--rewrite", help="Rewrite each prompt into the training captions' wording "
+                       "(and estimate its duration) before generating.")] = False,
+    rewriter: Annotated[Optional[str], typer.Option("--rewriter", help="With --rewrite: a local Hugging Face causal LM "
+                        "(path) instead of the model's caption bank, e.g. Llama-3.1-8B-Instruct.")] = None,
 ) -> None:
-    """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4 and .json."""
+    """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4, .json (and .glb)."""
     import time
 
     from tqdm.auto import tqdm
 
     from motionmillion.errors import Failure
+    from motionmillion.motion.motion import file_stem
     from motionmillion.pipeline import MotionPipeline
+    from motionmillion.text.rewrite import understood_requests
     from motionmillion.utils.output_folder import OutputFolder
 
     # Everything that needs no model is checked before loading it.
     if sum(value is not None for value in (prompt, prompts, timeline)) != 1:
         raise ValueError("give one of a PROMPT, --prompts FILE or --timeline SPEC")
+    if rewriter is not None and not rewrite:
+        raise ValueError("--rewriter needs --rewrite")
     if timeline is not None and (continue_from is not None or num_samples != 1 or seconds is not None):
         raise ValueError("--timeline sets its own durations and makes one motion: no --seconds, --num-samples "
                          "or --continue-from with it")  # fmt: skip
@@ -168,9 +171,12 @@ def generate_command(
         texts = [" | ".join(r.prompt for r in requests)]
     else:
         requests = pipe.requests(texts, seconds, num_samples, seed, **options)
+        requests = understood_requests(pipe, requests, rewrite=rewrite, rewriter=rewriter)
+        _say_understood(requests, rewrite)
         motions = pipe.generate(requests, batch_size=batch_size)
         if prefix is not None:
-            motions = iter(pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, **options))
+            motions = iter(pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, rewrite=rewrite,
+                                rewriter=rewriter, **options))  # fmt: skip
     base_seed = requests[0].seed
 
     started = time.time()
@@ -180,9 +186,9 @@ def generate_command(
     with folder, tqdm(total=total, desc="generate", unit="motion", disable=total < 2) as bar:
         for motion in motions:
             index = motion.meta.get("prompt_index", 0)
-            stem = f"{index + 1:03d}_{_slug(motion.text)}_s{motion.meta.get('sample_index', 0)}"
+            stem = f"{index + 1:03d}_{file_stem(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
-                files = motion.save(out, stem, video=not no_video)
+                files = motion.save(out, stem, video=not no_video, gltf=glb)
                 folder.add(*files.values())
                 written += 1
             except (ValueError, OSError, RuntimeError) as err:  # one bad sample must not stop a batch
@@ -196,6 +202,18 @@ def generate_command(
         raise Failure(f"{len(failures)} of {len(requests)} motion(s) could not be written (listed above)")
 
 
+def _say_understood(requests: list, rewrite: bool) -> None:
+    """Per prompt: what it was understood as (when rewritten) and the coverage warning, if any."""
+    for request in requests:
+        if request.meta.get("sample_index", 0):
+            continue
+        line, meta = request.meta.get("prompt_index", 0) + 1, request.meta
+        if rewrite:
+            typer.echo(f"prompt {line} understood as: {meta['understood_as']} (coverage {meta.get('coverage')})", err=True)
+        if meta.get("warning"):
+            typer.echo(f"warning: prompt {line}: {meta['warning']}", err=True)
+
+
 @app.command("export-pipeline")
 def export_pipeline_command(
     tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (a tokenizer RUN: config.json + model.safetensors).")],
@@ -204,11 +222,19 @@ def export_pipeline_command(
     normalization: Annotated[Optional[Path], typer.Option(help="mean.npy/std.npy folder or dataset root; default: the tokenizer run's.")] = None,
     text_encoder: Annotated[Optional[str], typer.Option(help="Text encoder; default: the one the generator was trained with.")] = None,
     evaluator: Annotated[Optional[Path], typer.Option(help="Optional evaluator folder to include.")] = None,
+    text_pool: Annotated[Optional[Path], typer.Option("--text-pool", help="HumanML3D/KIT-ML caption folder: the caption "
+                         "bank also holds captions of movements the data lacks, for the coverage warning.")] = None,
 ) -> None:
-    """Assemble a pipeline folder (tokenizer/, generator/, normalization/, text_encoder.json)."""
+    """Assemble a pipeline folder (tokenizer/, generator/, normalization/, text_encoder.json); with a dataset
+    root as --normalization also caption_bank/ (its training captions, for coverage and --rewrite)."""
+    from motionmillion.data.layout import MOTION_DIR
     from motionmillion.pipeline import MotionPipeline, build_pipeline_folder
+    from motionmillion.text.rewrite import build_caption_bank
 
     folder = build_pipeline_folder(out, tokenizer, run, normalization, text_encoder, evaluator=evaluator)
+    if normalization is not None and (normalization / MOTION_DIR).is_dir():
+        bank = build_caption_bank(folder, normalization, text_pool)
+        typer.echo(f"caption bank written to {bank}")
     MotionPipeline.from_pretrained(folder, device="cpu")  # fail now, not at the user's first prompt
     typer.echo(f"pipeline written to {folder}")
 

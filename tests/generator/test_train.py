@@ -41,7 +41,7 @@ def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     resumed = helpers.prepared_run(tmp_path, "resumed")
     train(tiny_model(), tiny_train(8), encoded, resumed, max_steps_this_run=5)  # "killed" after step 5...
     assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 5
-    (resumed / "checkpoints" / "step_0000008.tmp").mkdir()  # ...even mid-way through writing a checkpoint
+    (resumed / "checkpoints" / ".step_00000008.tmp").mkdir()  # ...even mid-way through writing a checkpoint
     train(tiny_model(), tiny_train(8), encoded, resumed)
     a, b = load_file(straight / "generator" / "model.safetensors"), load_file(resumed / "generator" / "model.safetensors")
     assert a.keys() == b.keys()
@@ -64,6 +64,22 @@ def test_val_every_keeps_the_lowest_val_loss_weights(tmp_path):
     logged = {int(k): float(v) for k, v in re.findall(r"step (\d+) val loss ([0-9.]+)", (run / "train.log").read_text())}
     assert best["step"] in (2, 4, 6, 8) and best["val_loss"] == pytest.approx(min(logged.values()), abs=1e-4)
     assert MotionGPT.from_pretrained(run / "generator_best").config.codebook_size == 16
+
+
+def test_a_run_shorter_than_val_every_still_keeps_best_weights(tmp_path):
+    encoded = helpers.make_encoded(tmp_path / "enc")
+    run = helpers.prepared_run(tmp_path, "run")
+    train(tiny_model(), tiny_train(4, val_every=200, val_batches=1), encoded, run)  # the recipe's quick trial
+    assert json.loads((run / "generator_best" / "val.json").read_text())["step"] == 4
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    encoded = helpers.make_encoded(tmp_path / "enc")
+    run = helpers.prepared_run(tmp_path, "run")
+    train(tiny_model(), tiny_train(8), encoded, run, max_steps_this_run=4)
+    with pytest.raises(ValueError, match=r"different config \(train.lr: 0.003 -> 0.01\)"):
+        train(tiny_model(), tiny_train(8, lr=0.01), encoded, run)
+    train(tiny_model(), tiny_train(12), encoded, run)  # a longer schedule may continue (steps may change)
 
 
 def test_stratum_alpha_tempers_how_often_rare_strata_are_drawn(tmp_path, caplog):
@@ -132,7 +148,7 @@ def test_learning_rate_warms_up_then_decays():
 def test_overrides_reach_the_right_config():
     model, train_config = apply_overrides(generator_preset("cpu-tiny"), TrainConfig(), ["n_layer=3", "lr=0.01", "cond_drop_prob=0.2"])
     assert model.n_layer == 3 and model.cond_drop_prob == 0.2 and train_config.lr == 0.01
-    with pytest.raises(ValueError, match="not a generator or training setting"):
+    with pytest.raises(ValueError, match="no setting 'bogus' in model, train"):
         apply_overrides(model, train_config, ["bogus=1"])
 
 
@@ -165,6 +181,7 @@ def _launch(tmp_path: Path, extra: list[str], steps: int, kind: str, run_name: s
     return run
 
 
+@pytest.mark.slow  # multi-process: run with -m slow
 def test_ddp_two_cpu_processes_agree_and_learn(tmp_path):
     kind = "MULTI_GPU" if torch.cuda.device_count() >= 2 else "MULTI_CPU"  # CPU DDP is "MULTI_CPU" (gloo)
     rank_0 = json.loads((_launch(tmp_path, ["--multi_gpu"], steps=10, kind=kind) / "rank_0.json").read_text())

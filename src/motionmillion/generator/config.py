@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from motionmillion.text.encoders import DEFAULT_TEXT_ENCODER
+from motionmillion.training import MIXED_PRECISION, check_choice
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -181,8 +182,7 @@ class TrainConfig:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.stratum_levels < 0:
             raise ValueError(f"stratum_levels must be >= 0, got {self.stratum_levels}")
-        if self.mixed_precision not in ("auto", "bf16", "no"):
-            raise ValueError(f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}")
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("steps", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -194,43 +194,13 @@ class TrainConfig:
 
 
 def apply_overrides(model: GeneratorConfig, train: TrainConfig, overrides: list[str]) -> tuple[GeneratorConfig, TrainConfig]:
-    """Apply ``key=value`` strings to whichever config has the field; values are parsed as JSON when possible."""
-    model_fields = {f.name: f for f in dataclasses.fields(model)}
-    train_fields = {f.name: f for f in dataclasses.fields(train)}
-    model_changes: dict[str, Any] = {}
-    train_changes: dict[str, Any] = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
-        key = key.strip().replace("-", "_")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        if key in model_fields and key != "preset":
-            model_changes[key] = value
-        elif key in train_fields:
-            train_changes[key] = value
-        else:
-            raise ValueError(f"override {key!r} is not a generator or training setting")
-    return dataclasses.replace(model, **model_changes), dataclasses.replace(train, **train_changes)
+    """``key=value`` / ``model.key=value`` / ``train.key=value`` overrides (motionmillion.training syntax)."""
+    from motionmillion.training import apply_overrides as apply
 
-
-def default_mixed_precision() -> str:
-    """bf16 autocast where it is fast: CUDA, or a CPU with AMX/AVX512-BF16; fp32 otherwise."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return "no"
-    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "no"
+    sections = apply({"model": model, "train": train}, overrides)
+    return sections["model"], sections["train"]
 
 
 __all__ = [
-    "DEFAULT_PRESET", "PRESETS", "GeneratorConfig", "TrainConfig", "apply_overrides",
-    "default_mixed_precision", "generator_preset", "round_up",
+    "DEFAULT_PRESET", "PRESETS", "GeneratorConfig", "TrainConfig", "apply_overrides", "generator_preset", "round_up",
 ]  # fmt: skip
