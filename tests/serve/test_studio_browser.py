@@ -106,3 +106,12 @@ def test_studio_composes_a_timeline_of_prompts(live, browser):
     assert labels == ["a person walks forward", "a person bows"]
     assert 130 <= browser.execute_script("return window.studio.motion.frames") <= 170  # 5 s at 30 fps
     browser.save_screenshot(str(ARTIFACTS / "studio_timeline.png"))
+
+
+def test_api_docs_render_offline(live, browser):
+    browser.get(live.url + "/docs")
+    _wait(browser, "return document.querySelectorAll('.opblock').length >= 4")
+    paths = {e.text for e in browser.find_elements("css selector", ".opblock-summary-path")}
+    assert {"/v1/generate", "/v1/generate/stream", "/v1/model"} <= paths
+    scripts = [e.get_attribute("src") for e in browser.find_elements("css selector", "script[src]")]
+    assert scripts and all(src.startswith(live.url) for src in scripts)  # nothing from a CDN

@@ -30,7 +30,8 @@ import numpy as np
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -389,7 +390,7 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
             await server.batcher.stop()
             server.store.close()
 
-    app = FastAPI(title="MotionMillion", version="1", lifespan=lifespan,
+    app = FastAPI(title="MotionMillion", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   summary="Text to 3D human motion: a batched HTTP API and a browser studio.")  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.state.server = server
@@ -425,6 +426,14 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The OpenAPI docs with a vendored Swagger UI (FastAPI's default loads it from a CDN)."""
+        vendor = "/static/vendor/swagger-ui"
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="MotionMillion API",
+                                   swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{vendor}/swagger-ui.css", swagger_favicon_url="data:,")  # fmt: skip
 
     @app.get("/healthz")
     async def healthz() -> dict:
