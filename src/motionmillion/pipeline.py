@@ -208,6 +208,8 @@ class MotionPipeline:
         batch_size: int = 32,
         use_cache: bool = True,
         prefix: Motion | np.ndarray | str | Path | None = None,
+        rewrite: bool = False,
+        rewriter: str | None = None,
     ) -> list[Motion]:
         """Motions for every prompt, prompt-major: [p0 s0, p0 s1, ..., p1 s0, ...].
 
@@ -217,9 +219,15 @@ class MotionPipeline:
         temperature 0 = greedy decoding. fix_feet: remove foot sliding (post-process).
         prefix: continue this motion (a Motion, (T, 272) features, or a .npy/.bvh file): each result is the
         prefix followed by the new frames (``meta["prefix_frames"]``); ``seconds`` counts the new frames.
+        rewrite: first rewrite each prompt into the training captions' wording (and estimate its duration when
+        ``seconds`` is None) with the caption bank, or with ``rewriter``, a local causal LM (path); see
+        :mod:`motionmillion.text.rewrite`. Every motion's meta has "coverage", "understood_as" (and "warning").
         """
+        from motionmillion.text.rewrite import understood_requests
+
         requests = self.requests(prompts, seconds, num_samples, seed, guidance=guidance, temperature=temperature,
                                  top_k=top_k, top_p=top_p, fix_feet=fix_feet)  # fmt: skip
+        requests = understood_requests(self, requests, rewrite=rewrite, rewriter=rewriter)
         if prefix is not None:
             return self._continue(_load_prefix(prefix), requests, CONTEXT_SECONDS)
         return list(self.generate(requests, batch_size=batch_size, use_cache=use_cache))
@@ -298,9 +306,12 @@ class MotionPipeline:
         Requests with the same sampling options are sampled together, ``batch_size`` rows per KV-cached
         sampler call; each row's tokens depend only on its own prompt, options and seed.
         """
+        from motionmillion.text.rewrite import understood_requests
+
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise PromptError(f"batch_size must be a positive integer, got {batch_size!r}")
         requests = [self.check(r, where=f"request {i + 1}", warn=True) for i, r in enumerate(requests)]
+        requests = understood_requests(self, requests)  # coverage (and a warning) for every motion
         ready: dict[int, Motion] = {}
         next_index = 0
         for batch in _batches(requests, batch_size):
@@ -315,7 +326,7 @@ class MotionPipeline:
         from motionmillion.generator.sample import sample_tokens
 
         budgets = [self._token_budget(r.seconds) for r in requests]
-        encoded = self.text_encoder.encode([r.prompt for r in requests])
+        encoded = self.text_encoder.encode([r.conditioning_text for r in requests])
         device = self.device
         codes = sample_tokens(
             self.generator, encoded.features.to(device), encoded.mask.to(device), seeds=[r.seed for r in requests],
@@ -558,7 +569,7 @@ class MotionPipeline:
         history = list(context)
         end_id = self.generator.config.end_id
         device = self.device
-        texts = self.text_encoder.encode([r.prompt for r in requests])  # one call: a 60 s timeline has 12
+        texts = self.text_encoder.encode([r.conditioning_text for r in requests])  # one call: a 60 s timeline has 12
         for index, request in enumerate(requests):
             low, high, target = self._token_budget(request.seconds)
             before = history[len(history) - min(len(history), window) :]
@@ -651,6 +662,11 @@ class GenerationRequest:
     top_p: float | None = 0.95
     fix_feet: bool = False
     meta: dict = field(default_factory=dict, compare=False)  # copied into Motion.meta (e.g. prompt_index)
+
+    @property
+    def conditioning_text(self) -> str:
+        """What the generator reads: the rewritten prompt when the request was rewritten (``meta["prompt_used"]``)."""
+        return self.meta.get("prompt_used", self.prompt)
 
     @property
     def sampling_key(self) -> tuple:
