@@ -72,7 +72,7 @@ stage "7/8 assemble the pipeline folder (weights only: no caches, no optimizer s
 rm -rf "$WORK/evaluator_export" && mkdir -p "$WORK/evaluator_export"
 cp -r "$WORK/evaluator/config.json" "$WORK/evaluator/model.safetensors" "$WORK/evaluator/normalization" "$WORK/evaluator_export/"
 $MM export-pipeline --tokenizer "$TOKENIZER" --run "$WORK/generator/generator_best" \
-  --normalization "$WORK/dataset" --evaluator "$WORK/evaluator_export" --out "$WORK/pipeline"
+  --normalization "$WORK/dataset" --evaluator "$WORK/evaluator_export" --out "$WORK/pipeline" --text-pool "$TEXT_POOL"
 
 stage "8/8 measure: tokenizer MPJPE, generator metrics (5 repeats), paraphrase content retrieval"
 $MM eval tokenizer --model "$TOKENIZER" --data "$WORK/dataset" --split test --json "$WORK/eval/tokenizer_test.json"

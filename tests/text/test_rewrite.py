@@ -232,14 +232,61 @@ def test_language_model_rewriter_that_is_not_there_is_a_clear_error(tmp_path):
         LanguageModelRewriter(str(tmp_path / "missing"))
 
 
-def test_rewriting_pipeline_generates_from_the_rewrite_and_reports_coverage(pipe):
+def test_pipeline_rewrites_on_request_and_reports_coverage_for_every_motion(pipe):
     from motionmillion.text.rewrite import RewritingPipeline
 
     rewriting = RewritingPipeline(pipe)
     assert rewriting.max_seconds == pipe.max_seconds
     known, unknown = rewriting(["someone strolls ahead looking gloomy", "a person swims"], seconds=[2.0, None], seed=0)
-    assert known.meta["prompt"] == "someone strolls ahead looking gloomy" and known.text == known.meta["prompt_used"]
-    assert known.text in pipe_bank_captions(pipe) and abs(known.seconds - 2.0) < 0.3  # a given duration is kept
+    assert known.text == "someone strolls ahead looking gloomy" and known.meta["rewriter"] == "retrieval"
+    assert known.meta["prompt_used"] in pipe_bank_captions(pipe) and abs(known.seconds - 2.0) < 0.3  # given: kept
     assert "warning" not in known.meta and 0.5 <= known.meta["coverage"] <= 1.0
     assert unknown.meta["coverage"] < 0.305 and "swims" in unknown.meta["warning"]
     assert 1.0 <= unknown.seconds <= pipe.max_seconds  # estimated from the rewrite's clips
+
+    plain, = pipe("someone strolls ahead looking gloomy", seconds=2.0, seed=0)
+    assert "prompt_used" not in plain.meta and plain.meta["coverage"] == known.meta["coverage"]
+    assert plain.meta["understood_as"] == plain.text  # not rewritten: understood as written
+
+
+def test_generate_cli_prints_what_the_prompt_was_understood_as_and_the_warning(tmp_path):
+    from typer.testing import CliRunner
+
+    from motionmillion.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["generate", "--prompts", str(_prompt_file(tmp_path)), "--out", str(out),
+                                      "--rewrite", "--no-video", "--seed", "0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "prompt 1 understood as: " in result.output and "prompt 2 understood as: " in result.output
+    assert "warning: prompt 2: the model knows no movement like 'a person swims'" in result.output
+    assert "warning: prompt 1" not in result.output
+    meta = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    swim = next(m for name, m in meta.items() if "swims" in name)
+    assert swim["coverage"] < 0.305 and swim["warning"] and swim["understood_as"] and swim["prompt_used"]
+
+
+def _prompt_file(folder: Path) -> Path:
+    path = folder / "prompts.txt"
+    path.write_text("someone strolls ahead looking gloomy\na person swims\n")
+    return path
+
+
+def test_export_pipeline_from_a_dataset_writes_the_caption_bank(tmp_path):
+    from generator.helpers import make_pipeline_folder
+    from typer.testing import CliRunner
+
+    from motionmillion.cli import app
+    from motionmillion.data.importers import import_bvh
+    from motionmillion.pipeline import MotionPipeline
+
+    make_pipeline_folder(tmp_path)  # tok_run/ and gen_run/ (random weights)
+    import_bvh(FIXTURE / "bvh/bandai", tmp_path / "ds", "bandai", workers=1, progress=False)
+    result = CliRunner().invoke(app, ["export-pipeline", "--tokenizer", str(tmp_path / "tok_run"), "--run",
+                                      str(tmp_path / "gen_run"), "--normalization", str(tmp_path / "ds"),
+                                      "--text-pool", str(FIXTURE / "text"), "--out", str(tmp_path / "pipe")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pipe" / BANK_DIR / "captions.json").is_file() and "caption bank written" in result.output
+    pipe = MotionPipeline.from_pretrained(tmp_path / "pipe", device="cpu")
+    walk, swim = understand(pipe, ["a person walks forward", "a person swims in the sea"])
+    assert walk.coverage > swim.coverage and walk.nearest in pipe_bank_captions(pipe)

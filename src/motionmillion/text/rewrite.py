@@ -523,18 +523,12 @@ def understood_requests(pipe, requests: list, rewrite: bool = False, rewriter: s
 
 
 class RewritingPipeline:
-    """A pipeline whose every call rewrites its prompts first (``pipe(prompts, seconds, num_samples, seed,
-    **options) -> list[Motion]``), for runners that only call a pipeline, e.g. ``eval prompts --rewrite``.
-    The motions' text is the rewritten prompt; what was written is in ``meta["prompt"]``."""
+    """A pipeline whose every call rewrites its prompts (``pipe(..., rewrite=True, rewriter=...)``), for
+    runners that only call a pipeline, e.g. ``eval prompts --rewrite``."""
 
-    def __init__(self, pipe, rewriter: str | Rewriter | None = None):
+    def __init__(self, pipe, rewriter: str | None = None):
         self.pipe, self.rewriter = pipe, rewriter
         self.max_seconds = pipe.max_seconds
 
-    def __call__(self, prompts, seconds=None, num_samples: int = 1, seed: int | None = None, **options) -> list:
-        import dataclasses
-
-        requests = self.pipe.requests(prompts, seconds, num_samples, seed, **options)
-        requests = [dataclasses.replace(r, prompt=r.meta["prompt_used"], meta={**r.meta, "prompt": r.prompt})
-                    for r in understood_requests(self.pipe, requests, rewrite=True, rewriter=self.rewriter)]  # fmt: skip
-        return list(self.pipe.generate(requests))
+    def __call__(self, prompts, *args, **kwargs) -> list:
+        return self.pipe(prompts, *args, rewrite=True, rewriter=self.rewriter, **kwargs)
