@@ -69,6 +69,7 @@ class GeneratorTrainer:
 
     # ------------------------------------------------------------ setup
     def setup(self) -> GeneratorTrainer:
+        self.encoded = open_encoded(self.tokens)  # a bad tokens folder is reported before anything starts
         self._setup_accelerator()
         self._setup_data()
         self._setup_model()
@@ -108,8 +109,7 @@ class GeneratorTrainer:
         self.checkpoints = Checkpoints(self.out, self.train_config.keep_checkpoints)
 
     def _setup_data(self) -> None:
-        accelerator, train_config = self.accelerator, self.train_config
-        encoded = open_encoded(self.tokens)
+        accelerator, train_config, encoded = self.accelerator, self.train_config, self.encoded
         model_config = dataclasses.replace(
             self.model_config, codebook_size=int(encoded.codebook_size), max_text_tokens=train_config.text_max_length
         )
