@@ -17,6 +17,20 @@ def _normalize(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
 
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` for (..., 3) arrays, written out: several times faster on the small batched arrays
+    of per-frame kinematics (numpy's moves axes and copies on every call)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        axis=-1,
+    )
+
+
 def matrix_to_6d(matrix: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> (..., 6): the first two rows."""
     return matrix[..., :2, :].reshape(*matrix.shape[:-2], 6)
@@ -27,7 +41,7 @@ def sixd_to_matrix(sixd: np.ndarray) -> np.ndarray:
     a1, a2 = sixd[..., :3], sixd[..., 3:6]
     b1 = _normalize(a1)
     b2 = _normalize(a2 - np.sum(b1 * a2, axis=-1, keepdims=True) * b1)
-    b3 = np.cross(b1, b2)
+    b3 = cross(b1, b2)
     return np.stack([b1, b2, b3], axis=-2)
 
 
@@ -74,13 +88,13 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Antiparallel inputs rotate by pi about an axis perpendicular to ``a``.
     """
     a, b = np.broadcast_arrays(_normalize(np.asarray(a, float)), _normalize(np.asarray(b, float)))
-    axis = np.cross(a, b)
+    axis = cross(a, b)
     sin = np.linalg.norm(axis, axis=-1)
     cos = np.sum(a * b, axis=-1)
     angle = np.arctan2(sin, cos)
     # Where a and b are (anti)parallel the cross product vanishes: pick any axis perpendicular to a.
-    fallback = np.cross(a, np.array([1.0, 0.0, 0.0]))
-    fallback = np.where(np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-6, np.cross(a, [0.0, 1.0, 0.0]), fallback)
+    fallback = cross(a, np.array([1.0, 0.0, 0.0]))
+    fallback = np.where(np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-6, cross(a, [0.0, 1.0, 0.0]), fallback)
     axis = np.where(sin[..., None] < 1e-9, fallback, axis)
     return axis_angle_to_matrix(_normalize(axis) * angle[..., None])
 
