@@ -71,6 +71,8 @@ class GenerateBody(BaseModel):
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(0.95, gt=0, le=1)
     fix_feet: bool = Field(False, description="remove foot sliding after generation")
+    rewrite: bool = Field(False, description="rewrite the prompt into the training captions' wording first "
+                          "(and estimate the duration when seconds is null)")
 
     @model_validator(mode="after")
     def _prompt_or_segments(self) -> GenerateBody:
@@ -102,6 +104,9 @@ class MotionOut(BaseModel):
     joints: list[list[list[float]]] = Field(description="(frames, 22, 3) metres, Y up, SMPL joint order")
     files: MotionFiles
     segments: list[dict] | None = Field(None, description="a timeline's segments: prompt, seed, frame range")
+    coverage: float | None = Field(None, description="0-1: how close the prompt is to what the model was trained on")
+    understood_as: str | None = Field(None, description="what the prompt was understood as (the rewrite, with rewrite)")
+    warning: str | None = Field(None, description="only when the model knows no movement like the prompt")
 
 
 class GenerateResponse(BaseModel):
@@ -175,10 +180,12 @@ class Server:
                 segments = [segment.model_dump() for segment in body.segments]
                 return Plan(body, self.pipe.timeline(segments, seed, **body.options), timeline=True)
             from motionmillion.pipeline import GenerationRequest
+            from motionmillion.text.rewrite import understood_requests
 
             requests = [GenerationRequest(body.prompt, body.seconds, seed + j, fix_feet=body.fix_feet, **body.options)
                         for j in range(body.num_samples)]  # fmt: skip
-            return Plan(body, [self.pipe.check(request) for request in requests], timeline=False)
+            requests = understood_requests(self.pipe, [self.pipe.check(r) for r in requests], rewrite=body.rewrite)
+            return Plan(body, requests, timeline=False)
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
 
@@ -289,6 +296,7 @@ class Server:
                      "files": self.file_urls(motion_id, base_url)}  # fmt: skip
             if plan.timeline:
                 entry["segments"] = info["segments"]
+            entry.update({k: motion.meta[k] for k in ("coverage", "understood_as", "warning") if k in motion.meta})
             entries.append(encode_entry(entry, motion.joints))
         return entries
 
