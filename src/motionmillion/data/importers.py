@@ -13,6 +13,12 @@ Recipes (``--recipe``):
   Takes (minutes long) are cut into 300-frame windows every 200 frames, the last aligned to the end;
   names ``cmu-dance/<category>-<take>_<k>``. Salsa takes n and n+15 are the two partners of one
   recorded dance (equal frame counts), so they share a split group.
+* ``cmu-cc``: CMU takes ``SSS_TT.bvh`` on the Character Creator rig (``cc-base``: rest orientations that
+  are not the identity, so only FK world positions are used) with ``CMU data.csv`` beside or above them.
+  60 fps, windows as for ``cmu-dance`` (``cmu-cc/<take>_<k>``). The floor is found per take
+  (:func:`take_floor`; the root keeps the body near y = 0, the feet near -0.95 m) so a window spent off the
+  ground (climbing, hanging) keeps its height. Captions from the description (:func:`captions.cmu_cc_captions`),
+  the HumanML3D captions of the same frames when ``--text-pool`` has them, and walks' measured turns.
 * ``generic``: any BVH (rig detected from joint names, frame rate from the header), captions from a
   same-name ``.txt`` beside it (one per line, HumanML3D lines accepted); windows as for ``bandai``.
 
