@@ -140,6 +140,9 @@ def test_concurrent_requests_are_batched(live):
         ({"prompt": "walk", "top_p": 2}, 422, "top_p: Input should be less than or equal to 1"),
         ({"prompt": "walk", "seed": -5}, 422, "seed: Input should be greater than or equal to 0"),
         ({"prompt": "walk", "colour": "red"}, 422, "colour: Extra inputs are not permitted"),
+        ({"prompt": "walk", "num_samples": True}, 422, "num_samples: Input should be a valid integer"),
+        ({"prompt": "walk", "seconds": "4"}, 422, "seconds: Input should be a valid number"),
+        ({"prompt": "walk", "seconds": 0.2}, 422, "seconds must be in"),
     ],
 )
 def test_bad_requests_get_a_4xx_that_says_what_is_wrong(live, body, status, message):

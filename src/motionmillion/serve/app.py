@@ -51,7 +51,7 @@ SEED_RANGE = 2**31
 
 # ---------------------------------------------------------------------- request and response shapes
 class Segment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # true is not 1, NaN is no number
     prompt: str
     seconds: float = Field(gt=0)
 
@@ -59,7 +59,7 @@ class Segment(BaseModel):
 class GenerateBody(BaseModel):
     """A generation request: a ``prompt``, or a timeline of ``segments``; everything else is optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # true is not 1, NaN is no number
     prompt: str | None = Field(None, description="what the person does, in English")
     segments: list[Segment] | None = Field(
         None, description="instead of prompt: a timeline of prompts with durations, played one after another")
@@ -304,7 +304,7 @@ class Server:
         return {fmt: f"{base_url}v1/motions/{motion_id}.{fmt}" for fmt in self.store.formats}
 
     def model_info(self) -> dict:
-        from motionmillion.pipeline import GenerationRequest
+        from motionmillion.pipeline import MIN_SECONDS, GenerationRequest
 
         defaults = {f.name: f.default for f in dataclasses.fields(GenerationRequest)
                     if f.default is not dataclasses.MISSING and f.name != "prompt"}  # fmt: skip
@@ -317,6 +317,7 @@ class Server:
             "joint_names": list(JOINT_NAMES),
             "parents": list(PARENTS),
             "units": "metres, Y up, SMPL joint order",
+            "min_seconds": MIN_SECONDS,
             "max_seconds": self.max_seconds,
             "sampling": {"defaults": defaults, "guidance_available": bool(config.has_null_prefix)},
             "limits": {"max_prompt_chars": self.config.max_prompt_chars, "max_num_samples": self.config.max_num_samples,

@@ -495,6 +495,7 @@ async function start() {
   state.mannequin.group.visible = false;
   const defaults = model.sampling.defaults;
   $("seconds").max = model.max_seconds;
+  $("seconds").min = Math.max(model.min_seconds, 0.5);
   $("guidance").value = defaults.guidance ?? 1;
   $("guidance").disabled = !model.sampling.guidance_available;
   $("guidance-value").textContent = Number($("guidance").value).toFixed(1);
