@@ -128,3 +128,19 @@ def test_cmu_cc_captions_say_the_movement(description, movement, words):
 def test_unknown_cmu_description_is_a_clear_error():
     with pytest.raises(ValueError, match="no cmu-cc caption recipe fits"):
         caps.cmu_cc_label("juggling")
+
+
+def test_dribbling_hand_is_the_wrist_that_bounces():
+    from motionmillion.data.importers import dribbling_hand
+
+    joints = np.repeat(load_bvh_joints(TAKE)[0][:1], 90, axis=0)  # 3 s standing still (only dribble takes are measured)
+    assert dribbling_hand(joints) is None
+    bouncing = joints.copy()
+    t = np.arange(len(joints)) / 30.0
+    wrist = JOINT_NAMES.index("left_wrist")
+    bouncing[:, wrist, 1] = joints[:, wrist, 1].mean() + 0.2 * np.sin(2 * np.pi * 2.0 * t)  # 2 bounces a second
+    assert dribbling_hand(bouncing) == "left"
+    both = bouncing.copy()
+    both[:, JOINT_NAMES.index("right_wrist"), 1] = bouncing[:, wrist, 1]
+    assert dribbling_hand(both) is None
+    assert "with the left hand" in " ".join(caps.cmu_cc_captions("basketball - forward dribble", "s", hand="left"))

@@ -500,11 +500,13 @@ def description_caption(description: str) -> str | None:
 
 
 def cmu_cc_captions(description: str, seed_name: str, turn_degrees: float | None = None,
-                    human: list[str] | None = None, pools: dict[str, list[str]] | None = None) -> list[str]:
+                    human: list[str] | None = None, pools: dict[str, list[str]] | None = None,
+                    hand: str | None = None) -> list[str]:
     """Captions for one window of a cmu-cc take: 3-5 from the movement's phrases (a measured turn for
     walks), the CMU description's steps, up to ``caption_pools.PER_CLIP`` human-written HumanML3D
     captions of the same frames (already side-corrected by the caller), and with ``pools`` as many
-    human-written captions of the same movement (:mod:`caption_pools`)."""
+    human-written captions of the same movement (:mod:`caption_pools`). ``hand``: the measured dribbling
+    hand ("left"/"right"), said in one more caption."""
     phrases, _ = cmu_cc_label(description)
     action = ACTIONS[phrases] if phrases in ACTIONS else CMU_CC_ACTIONS[phrases]
     pool = caption_pools.CMU_CC_POOL.get(phrases)
@@ -512,6 +514,10 @@ def cmu_cc_captions(description: str, seed_name: str, turn_degrees: float | None
         action = turn_action(turn_degrees)
         pool = "walk" if abs(turn_degrees) < STRAIGHT else None
     captions = _with_pool(captions_for(action, NEUTRAL, seed_name), pools, pool, NEUTRAL, seed_name)
+    if hand in ("left", "right"):
+        with_hand = _action((f"dribbles a basketball with the {hand} hand", f"dribbling a basketball with the {hand} hand"),
+                            (f"bounces a ball with the {hand} hand", f"bouncing a ball with the {hand} hand"))  # fmt: skip
+        captions += captions_for(with_hand, NEUTRAL, "hand:" + seed_name, count=(1, 1))
     steps = description_caption(description)
     if steps:
         captions.append(steps)

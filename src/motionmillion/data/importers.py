@@ -271,9 +271,11 @@ def measured_turn_degrees(root_rotations: np.ndarray, edge_frames: int = 5) -> f
 
 
 def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float | None = None,
-                  pools: dict[str, list[str]] | None = None, seconds: tuple[float, float] | None = None) -> list[str]:
+                  pools: dict[str, list[str]] | None = None, seconds: tuple[float, float] | None = None,
+                  hand: str | None = None) -> list[str]:
     """The captions of one clip from its recipe labels (the same at import and at ``recaption``);
-    ``seconds``: the clip's (start, end) in its take, to pick the human captions of those frames."""
+    ``seconds``: the clip's (start, end) in its take, to pick the human captions of those frames;
+    ``hand``: the measured dribbling hand (:func:`dribbling_hand`)."""
     if recipe == "bandai":
         bandai = caps.BandaiLabel(label["dataset"], label["content"], label["style"], label["take"])
         return caps.bandai_captions(bandai, clip_name, turn_degrees, pools=pools)
@@ -281,7 +283,7 @@ def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float 
         return caps.cmu_dance_captions(label["category"], clip_name, pools=pools)
     if recipe == "cmu-cc":
         human = _overlapping_captions(label.get("human", []), seconds) if seconds else []
-        return caps.cmu_cc_captions(label["description"], clip_name, turn_degrees, human, pools)
+        return caps.cmu_cc_captions(label["description"], clip_name, turn_degrees, human, pools, hand)
     return list(label.get("captions", []))
 
 
@@ -298,17 +300,42 @@ def _overlapping_captions(segments: list, seconds: tuple[float, float]) -> list[
 
 
 def window_captions(job: SourceJob, window_name: str, root_rotations: np.ndarray,
-                    pools: dict[str, list[str]] | None = None,
-                    seconds: tuple[float, float] | None = None) -> tuple[list[str], dict]:
-    """Captions for one window (``seconds``: its start and end in the take), plus what was measured."""
+                    pools: dict[str, list[str]] | None = None, seconds: tuple[float, float] | None = None,
+                    joints: np.ndarray | None = None) -> tuple[list[str], dict]:
+    """Captions for one window (``seconds``: its start and end in the take; ``joints``: its joints),
+    plus what was measured to write them."""
     measured: dict = {}
-    turn = None
+    turn = hand = None
     if (job.recipe == "bandai" and job.label["content"].startswith("walk-turn-")) or (
         job.recipe == "cmu-cc" and caps.cmu_cc_label(job.label["description"])[0] == "walk"
     ):
         turn = measured_turn_degrees(root_rotations)
         measured["turn_degrees"] = round(turn, 1)
-    return clip_captions(job.recipe, job.label, window_name, turn, pools, seconds), measured
+    if job.recipe == "cmu-cc" and job.label["content"] == "dribble" and joints is not None:
+        hand = dribbling_hand(joints)
+        measured["dribble_hand"] = hand or "both"
+    return clip_captions(job.recipe, job.label, window_name, turn, pools, seconds, hand), measured
+
+
+DRIBBLE_BOUNCE = 0.05  # m: std of a wrist's bounce (height about its 1 s mean, relative to the pelvis)
+
+
+def dribbling_hand(joints: np.ndarray) -> str | None:
+    """"left" or "right" when one wrist bounces (height std about its 1 s moving mean, relative to the pelvis)
+    more than DRIBBLE_BOUNCE and twice as much as the other; None when both or neither do. On the cmu-cc
+    dribbling takes the dribbling wrist measures 0.11-0.15 m and the other 0.01-0.04 m."""
+    from motionmillion.motion.skeleton import JOINT_NAMES
+
+    wrists = [JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist")]
+    height = joints[:, wrists, 1] - joints[:, :1, 1]
+    width = min(int(FPS), len(height))
+    kernel = np.ones(width) / width
+    trend = np.stack([np.convolve(height[:, k], kernel, mode="same") for k in range(2)], axis=1)
+    inner = slice(width, len(height) - width) if len(height) > 3 * width else slice(None)
+    left, right = (height - trend)[inner].std(axis=0)
+    if max(left, right) < DRIBBLE_BOUNCE or min(left, right) * 2 > max(left, right):
+        return None
+    return "left" if left > right else "right"
 
 
 def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None = None) -> dict:
@@ -328,7 +355,8 @@ def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None =
     for k, (start, end) in enumerate(windows):
         name = f"{job.prefix}/{job.base}_{k:02d}" if numbered else f"{job.prefix}/{job.base}"
         features = encode_272(joints[start:end], rotations[start:end], floor=floor)  # canonicalised per window
-        captions, measured = window_captions(job, name, rotations[start:end, 0], pools, (start / FPS, end / FPS))
+        captions, measured = window_captions(job, name, rotations[start:end, 0], pools, (start / FPS, end / FPS),
+                                             joints[start:end])  # fmt: skip
         write_clip(out, name, features, captions)
         write_clip(out, mirror_name(name), mirror_272(features), [caps.swap_left_right(c) for c in captions])
         clips.append({"name": name, "mirror": mirror_name(name), "frames": end - start, "start": start, **measured})
@@ -458,8 +486,9 @@ def recaption(out: str | Path, text_pool: str | Path | None = None, progress: bo
     for record in records:
         for clip in record["clips"]:
             seconds = (clip["start"] / FPS, (clip["start"] + clip["frames"]) / FPS) if "start" in clip else None
+            hand = clip.get("dribble_hand") if clip.get("dribble_hand") != "both" else None
             captions = clip_captions(record["recipe"], record["label"], clip["name"], clip.get("turn_degrees"), pools,
-                                     seconds)  # fmt: skip
+                                     seconds, hand)  # fmt: skip
             write_texts(out, clip["name"], captions)
             write_texts(out, clip["mirror"], [caps.swap_left_right(c) for c in captions])
             counts["clips"] += 2
