@@ -202,6 +202,13 @@ def test_a_real_id_with_traversal_around_it_is_still_refused(live):
         assert response.status_code == 404, path
 
 
+def _until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 class BlockingPipe:
     """A pipeline stand-in whose generation waits on a gate (for the queue and time limits)."""
 
@@ -225,12 +232,14 @@ class BlockingPipe:
 def test_a_full_queue_is_429_and_a_slow_request_is_503(tmp_path):
     pipe = BlockingPipe()
     config = ServeConfig(max_queue=1, request_timeout_s=1.0, cache_dir=tmp_path)
-    with LiveServer(create_app(pipe, config)) as server, ThreadPoolExecutor(3) as pool:
+    app = create_app(pipe, config)
+    batcher = app.state.server.batcher
+    with LiveServer(app) as server, ThreadPoolExecutor(3) as pool:
         post = lambda: server.client.post("/v1/generate", json={"prompt": "walk"})  # noqa: E731
         running = pool.submit(post)  # taken by the worker, which waits on the gate
-        time.sleep(0.3)
+        _until(lambda: batcher.stats.batches == 1)
         queued = pool.submit(post)  # fills the queue of one
-        time.sleep(0.3)
+        _until(lambda: batcher.queued == 1)
         refused = post()
         assert refused.status_code == 429 and "1 requests are queued" in refused.json()["error"]
         assert refused.headers["retry-after"] == "1"
