@@ -190,6 +190,8 @@ def main() -> None:
                 raise SystemExit("the server did not answer /healthz within 120 s")
             time.sleep(0.05)
         startup = time.perf_counter() - start
+        cpu = psutil.Process(server.pid).cpu_times()
+        startup_cpu = cpu.user + cpu.system  # what startup costs on an idle machine, whatever the load now
         before = httpx.get(url + "/v1/stats").json()
         one = asyncio.run(load(url, 1, args.sequential, args.seconds, args.max_time, seed0=0, python_api=api))
         middle = httpx.get(url + "/v1/stats").json()
@@ -213,6 +215,7 @@ def main() -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "startup_to_healthz_s": round(startup, 2),
+        "startup_cpu_s": round(startup_cpu, 2),
         "server_peak_rss_mb": round(memory.peak / 2**20, 1),
         "one_client_at_a_time": one,
         f"{args.clients}_concurrent_clients": many,
