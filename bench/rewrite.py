@@ -8,8 +8,9 @@
 * coverage: share of prompts flagged (coverage below the bank's threshold) on the MotionMillion-Eval
   prompts labelled as about movements absent from the data / known
   (src/motionmillion/assets/eval/eval_prompt_coverage.jsonl) and on issue 6's paraphrase set; the
-  threshold that the same sets would pick; and a 2-fold check (threshold picked on one half of each
-  set, rates measured on the other half).
+  threshold that the same sets would pick; a 2-fold check (threshold picked on one half of each
+  set, rates measured on the other half); and the held-out check set (coverage_check.jsonl, written
+  after the threshold was chosen).
 * rewrite_labels: how often the retrieval rewrite lands on the paraphrase's labelled movement (text
   only; the motions are judged by ``motionmillion eval prompts``).
 """
@@ -55,6 +56,7 @@ def main() -> None:
         raise SystemExit(f"{pipe.folder}: no caption bank")
     paraphrases = [json.loads(line) for line in (EVAL / "paraphrases.jsonl").read_text().splitlines() if line.strip()]
     eval_rows = [json.loads(line) for line in (EVAL / "eval_prompt_coverage.jsonl").read_text().splitlines() if line.strip()]
+    check_rows = [json.loads(line) for line in (EVAL / "coverage_check.jsonl").read_text().splitlines() if line.strip()]
     prompts = [p["prompt"] for p in paraphrases] + [r["prompt"] for r in eval_rows]
 
     understand(pipe, prompts[:2], rewrite=True)  # warm-up (loads the bank)
@@ -73,6 +75,8 @@ def main() -> None:
     para_cov = coverages([p["prompt"] for p in paraphrases])
     eval_cov = coverages([r["prompt"] for r in eval_rows])
     absent = np.array([r["absent"] for r in eval_rows])
+    check_cov = coverages([r["prompt"] for r in check_rows])
+    check_known = np.array([r["known"] for r in check_rows])
     threshold = bank.coverage_threshold
     best = pick_threshold(eval_cov[absent], para_cov)
     # 2-fold: pick on even indices, measure on odd ones and the other way round
@@ -97,6 +101,10 @@ def main() -> None:
             "eval_known_flagged": float((eval_cov[~absent] < threshold).mean()), "eval_known_n": int((~absent).sum()),
             "paraphrases_flagged": float((para_cov < threshold).mean()), "paraphrases_n": len(para_cov),
             "threshold_these_sets_pick": round(best, 3), "two_fold": folds,
+            "held_out_unknown_flagged": float((check_cov[~check_known] < threshold).mean()),
+            "held_out_known_flagged": float((check_cov[check_known] < threshold).mean()),
+            "held_out_flagged": sorted(r["prompt"] for r, c in zip(check_rows, check_cov) if c < threshold),
+            "held_out_missed_unknown": sorted(r["prompt"] for r, c in zip(check_rows, check_cov) if c >= threshold and not r["known"]),
         },
         "rewrite_labels": {"paraphrase_movement_accuracy": float(np.mean(hits)), "n": len(hits)},
     }, indent=1))  # fmt: skip

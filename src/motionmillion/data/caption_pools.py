@@ -29,7 +29,7 @@ _SIDE = r"\b(left|right)\b"
 _WALK = r"\b(walk|walks|walking|walked|stroll|strolls|strolling|paces|pacing|marches|marching)\b"
 _WAVE = r"\bwav(e|es|ing|ed)\b"
 _RAISE = r"\b(raise|raises|raising|raised|lift|lifts|lifting|lifted|puts? up|reach(es)? up)\b"
-_RAISE_EXCLUDE = r"wave|walk|turn|run|jog|lower|down|side|forward|front|shoulder|chest|waist|face|head|time|watch|wrist|look|something|object|point|motion|shake|knee|bend|catch|clasp|spread|circle|exercise|monster|move"
+_RAISE_EXCLUDE = r"wave|walk|turn|run|jog|lower|down|side|forward|front|shoulder|chest|waist|face|head|time|watch|wrist|look|something|object|point|motion|shake|knee|bend|catch|clasp|spread|circle|exercise|monster|move|clap"
 
 # pool name -> (a caption must match this, and must not match this); both case-insensitive.
 RULES: dict[str, tuple[str, str]] = {
