@@ -87,3 +87,5 @@ def test_bad_settings_are_named(store):
         BlockShuffledWindows(folder, StreamConfig(min_frames=1000))
     with pytest.raises(ValueError, match="rank 2"):
         BlockShuffledWindows(folder, CONFIG, rank=2, world=2)
+    with pytest.raises(ValueError, match="fewer windows than one batch of 200"):  # before any worker starts
+        window_loader(BlockShuffledWindows(folder, StreamConfig(batch_size=200, min_frames=10, block_frames=200)), 2)

@@ -80,13 +80,23 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
         self.starts = packed.starts[chosen]
         self.lengths = packed.lengths[chosen]
         self.clip_ids = chosen
-        # Blocks: consecutive clips whose first frame falls in the same block_frames-aligned stretch.
-        key = self.starts // self.config.block_frames
-        self.block_edges = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])  # clip ranges
         self.rank, self.world = rank, world
+        self.block_edges = self._split_blocks(world)
         self.transform, self.epochs, self.start_batch = transform, epochs, start_batch
         if world < 1 or not 0 <= rank < world:
             raise ValueError(f"rank {rank} is not in a world of {world}")
+
+    def _split_blocks(self, shards: int) -> np.ndarray:
+        """Clip ranges of the blocks: consecutive clips whose first frame falls in the same aligned stretch of
+        ``block_frames`` frames (shorter stretches for a small store, so that every reader gets blocks)."""
+        span = int(self.starts[-1] + self.lengths[-1] - self.starts[0])
+        size = max(1, min(self.config.block_frames, span // (2 * shards)))
+        key = (self.starts - self.starts[0]) // size
+        edges = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
+        if len(edges) - 1 < shards:
+            raise ValueError(f"{self.path.parent}: {len(self.clip_ids)} clips cannot feed {shards} readers "
+                             "(processes x loader workers); use fewer")  # fmt: skip
+        return edges
 
     @property
     def num_blocks(self) -> int:
@@ -126,12 +136,14 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
         worker = ((info.id if info is not None else 0) + self.start_batch) % workers
         shard, shards = self.rank * workers + worker, self.world * workers
         skip = self._worker_skip(worker, workers)
+        self.block_edges = self._split_blocks(shards)  # this process's copy: blocks for this many readers
         cfg = self.config
         fd = os.open(self.path, os.O_RDONLY)
         try:
             epoch = 0
             while self.epochs is None or epoch < self.epochs:
                 groups = self._groups(shard, shards, epoch)
+                self._check_share(groups, shard, shards)
                 for g, group in enumerate(groups):
                     batches = self._group_windows(group) // cfg.batch_size
                     if skip >= batches:  # resume: skipped without reading
@@ -143,6 +155,21 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
                 epoch += 1
         finally:
             os.close(fd)
+
+    def _check_share(self, groups: list[np.ndarray], shard: int, shards: int) -> None:
+        if sum(self._group_windows(g) // self.config.batch_size for g in groups) == 0:  # it would never yield
+            raise ValueError(f"{self.path.parent}: reader {shard} of {shards} gets fewer windows than one batch of "
+                             f"{self.config.batch_size} per epoch; use a smaller batch or fewer readers")  # fmt: skip
+
+    def check(self, workers: int) -> None:
+        """Raise a one-line ValueError here, before worker processes start, if some reader would get no batch."""
+        shards = self.world * max(1, workers)
+        saved, self.block_edges = self.block_edges, self._split_blocks(shards)
+        try:
+            for shard in range(self.rank * max(1, workers), (self.rank + 1) * max(1, workers)):
+                self._check_share(self._groups(shard, shards, 0), shard, shards)
+        finally:
+            self.block_edges = saved
 
     def _worker_skip(self, worker: int, workers: int) -> int:
         """Batches this worker skips to resume at global batch ``start_batch`` (DataLoader deals batches
@@ -180,5 +207,6 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
 
 def window_loader(dataset: BlockShuffledWindows, workers: int = 2) -> torch.utils.data.DataLoader:
     """A DataLoader over the stream: batches are made in the workers, so none is re-collated here."""
+    dataset.check(workers)
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=torch.cuda.is_available(),
                                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)  # fmt: skip

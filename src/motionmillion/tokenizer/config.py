@@ -95,11 +95,15 @@ class TrainConfig:
     save_every: int = 10_000
     keep_checkpoints: int = 2
     snapshot_minutes: list[float] = field(default_factory=list)  # keep a model copy at these minutes
+    # random: each window read where it lies (fast while the packed store fits in RAM); stream: shuffled
+    # contiguous blocks (data/stream.py) for a packed store larger than RAM
+    reader: str = "random"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives a list
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        check_choice("reader", self.reader, ("random", "stream"))
         if self.batch_size < 1 or self.window < 2 or self.steps < 1 or self.lr <= 0:
             raise ValueError(f"bad training sizes: batch_size={self.batch_size} window={self.window} "
                              f"steps={self.steps} lr={self.lr}")  # fmt: skip

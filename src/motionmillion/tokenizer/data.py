@@ -8,6 +8,7 @@ uninterrupted run would have seen, without saving sampler state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,19 @@ class MotionClips:
             start = rng.integers(0, self.lengths[k] - window + 1)
             out[b] = self.packed[self.indices[k]][start : start + window]
         return self.normalizer.normalize(out).astype(np.float32, copy=False)
+
+    def window_stream(self, batch_size: int, window: int, seed: int, start_step: int = 0, rank: int = 0,
+                      world: int = 1, workers: int = 2) -> Iterator[np.ndarray]:  # fmt: skip
+        """Normalised (B, window, 272) float32 batches read from the packed store in shuffled contiguous blocks
+        by ``workers`` loader processes (data/stream.py), for stores larger than RAM. Batch k of a rank is a
+        pure function of (seed, k, rank, world), so ``start_step`` resumes exactly."""
+        from motionmillion.data.packed import PackedMotions
+        from motionmillion.data.stream import BlockShuffledWindows, StreamConfig, window_loader
+
+        if not isinstance(self.packed, PackedMotions):
+            raise ValueError(f"{self.root}: reader 'stream' needs a packed dataset (motionmillion data pack {self.root})")
+        config = StreamConfig(window=window, batch_size=batch_size, min_frames=window, seed=seed)
+        dataset = BlockShuffledWindows(self.packed.folder, config, clips=np.asarray(self.indices), rank=rank,
+                                       world=world, transform=self.normalizer.normalize, start_batch=start_step)  # fmt: skip
+        for batch in window_loader(dataset, workers):
+            yield batch.frames.numpy()

@@ -120,8 +120,15 @@ class TokenizerTrainer:
         last_val = float("nan")
         std = torch.as_tensor(self.clips.normalizer.std[POSITIONS], dtype=torch.float32, device=accelerator.device)
         self.model.train()
+        stream = None
+        if tc.reader == "stream":
+            stream = self.clips.window_stream(tc.batch_size, tc.window, tc.seed, self.step, accelerator.process_index,
+                                              accelerator.num_processes)  # fmt: skip
         while self.step < tc.steps:
-            batch = self.clips.sample_windows(tc.batch_size, tc.window, tc.seed, self.step, accelerator.process_index)
+            if stream is not None:
+                batch = next(stream)
+            else:
+                batch = self.clips.sample_windows(tc.batch_size, tc.window, tc.seed, self.step, accelerator.process_index)
             x = torch.from_numpy(batch).to(accelerator.device)
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(self.step, tc)
