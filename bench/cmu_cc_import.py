@@ -5,7 +5,7 @@
 
 Figures: takes imported / failed, clips written, wall time; per-take floor heights; round trip of every
 stored window (1) its 272 features decoded vs the FK joints of the source frames (floored per take,
-canonicalised), (2) written as BVH by ``write_bvh`` and read back by ``load_bvh_joints``; the lowest joint
+canonicalised; leading rest-pose frames dropped as the importer does), (2) written as BVH by ``write_bvh`` and read back by ``load_bvh_joints``; the lowest joint
 per window (0 on the ground, higher for windows spent off it); takes with HumanML3D captions; measured
 dribbling hands.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.importers import import_bvh, load_records, take_floor
+from motionmillion.data.importers import import_bvh, leading_pose_jumps, load_records, take_floor
 from motionmillion.motion import decode_joints, rotations_from_positions
 from motionmillion.motion.bvh import load_bvh_joints, write_bvh
 from motionmillion.motion.representation import canonicalize
@@ -48,9 +48,10 @@ def main() -> None:
     wall = time.perf_counter() - started
 
     records = [r for r in load_records(dataset) if r["recipe"] == "cmu-cc"]
-    representation, bvh, lowest, floors = [], [], [], []
+    representation, bvh, lowest, floors, largest_step = [], [], [], [], []
     for record in records:
         joints, _ = load_bvh_joints(record["source"], rig="cc-base")
+        joints = joints[leading_pose_jumps(joints):]
         rotations = rotations_from_positions(joints)
         floor = take_floor(joints)
         floors.append(floor)
@@ -61,6 +62,7 @@ def main() -> None:
             decoded = decode_joints(features)
             representation.append(np.linalg.norm(decoded - expected, axis=-1).mean())
             lowest.append(decoded[..., 1].min())
+            largest_step.append(np.linalg.norm(np.diff(decoded, axis=0), axis=-1).max())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 write_bvh(work / "roundtrip.bvh", features)
@@ -79,6 +81,9 @@ def main() -> None:
         "representation_roundtrip_mpjpe_mm": mm(representation), "bvh_roundtrip_mpjpe_mm": mm(bvh),
         "lowest_joint_per_window_m": {"min": round(float(np.min(lowest)), 3), "median": round(float(np.median(lowest)), 3),
                                       "max": round(float(np.max(lowest)), 3)},
+        "largest_joint_step_per_frame_m": round(float(np.max(largest_step)), 3),
+        "windows_with_a_joint_step_over_0.4_m": int(np.sum(np.array(largest_step) > 0.4)),  # 12 m/s: glitch or ballet
+        "takes_with_leading_frames_dropped": sum(bool(r["notes"]) for r in records),
         "takes_with_humanml3d_captions": sum(bool(r["label"].get("human")) for r in records),
         "dribble_hands": dict(Counter(c.get("dribble_hand") for r in records for c in r["clips"] if "dribble_hand" in c)),
     }, indent=1))  # fmt: skip

@@ -144,3 +144,12 @@ def test_dribbling_hand_is_the_wrist_that_bounces():
     both[:, JOINT_NAMES.index("right_wrist"), 1] = bouncing[:, wrist, 1]
     assert dribbling_hand(both) is None
     assert "with the left hand" in " ".join(caps.cmu_cc_captions("basketball - forward dribble", "s", hand="left"))
+
+
+def test_a_leading_rest_pose_elsewhere_in_the_room_is_dropped():
+    from motionmillion.data.importers import leading_pose_jumps
+
+    joints, _ = load_bvh_joints(TAKE)
+    assert leading_pose_jumps(joints) == 0
+    t_pose = joints[:1] + [2.5, 0.0, 1.0]  # as 10 cmu-cc takes start: the rig's pose, metres away
+    assert leading_pose_jumps(np.concatenate([t_pose, joints])) == 1

@@ -239,6 +239,23 @@ def _cmu_cc_descriptions(table: Path) -> dict[tuple[int, int], str]:
         raise ValueError(f"{table}: expected columns Subject, Trial #, Motion Description ({err})") from err
 
 
+POSE_JUMP_M = 0.5  # a joint moving this far in one frame at 30 fps (15 m/s) is a cut, not motion
+
+
+def leading_pose_jumps(joints: np.ndarray, most: int = 5) -> int:
+    """How many leading frames of a take (T, 22, 3) are a different pose placed elsewhere: each is followed
+    by a jump of some joint over POSE_JUMP_M and 10x the take's median largest-joint step. 10 cmu-cc takes
+    (007_03-12) start with the rig's T-pose 2.5-3 m from where the motion begins."""
+    steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=1)
+    if len(steps) < 2 * most:
+        return 0
+    typical = float(np.median(steps[most:]))
+    count = 0
+    while count < most and steps[count] > max(POSE_JUMP_M, 10 * typical):
+        count += 1
+    return count
+
+
 def take_floor(joints: np.ndarray) -> float:
     """Floor height of a take (T, 22, 3): the 1st percentile of the lowest joint per frame, so a few
     frames of a foot through the floor do not set it and windows off the ground keep their height."""
@@ -344,6 +361,12 @@ def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None =
     from motionmillion.motion.bvh import load_bvh_joints
 
     joints, fps_used = load_bvh_joints(job.path, rig=job.rig, source_fps=job.source_fps)
+    notes = list(job.notes)
+    if job.recipe == "cmu-cc":  # some conversions start with the rig's T-pose somewhere else in the room
+        dropped = leading_pose_jumps(joints)
+        joints = joints[dropped:]
+        if dropped:
+            notes.append(f"dropped {dropped} leading frame(s): a rest pose that jumps to the first motion frame")
     if len(joints) < MIN_SOURCE_FRAMES:
         raise ValueError(f"{job.path}: only {len(joints)} frames at 30 fps (need {MIN_SOURCE_FRAMES})")
     rotations = rotations_from_positions(joints)
@@ -363,7 +386,7 @@ def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None =
     return {
         "source": job.path, "recipe": job.recipe, "group": job.group, "stratum": job.stratum,
         "label": {k: v for k, v in job.label.items() if k != "captions"}, "source_fps": fps_used,
-        "frames_30fps": len(joints), "clips": clips, "notes": list(job.notes),
+        "frames_30fps": len(joints), "clips": clips, "notes": notes,
     }  # fmt: skip
 
 
