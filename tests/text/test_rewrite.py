@@ -228,8 +228,13 @@ def test_language_model_rewriter_uses_the_instruction_and_parses_the_reply(tiny_
 
 
 def test_language_model_rewriter_that_is_not_there_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="cannot load a local causal language model"):
+    with pytest.raises(ValueError, match="missing: no such folder"):
         LanguageModelRewriter(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="cannot load a local causal language model"):
+        LanguageModelRewriter(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="cannot load a local causal language model"):
+        LanguageModelRewriter("meta-llama/Llama-3.1-8B-Instruct")  # a hub name that is not in the local cache
 
 
 def test_pipeline_rewrites_on_request_and_reports_coverage_for_every_motion(pipe):

@@ -349,6 +349,8 @@ class LanguageModelRewriter:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = str(name_or_path)
+        if self.name.startswith(("/", ".", "~")) and not Path(self.name).expanduser().is_dir():
+            raise ValueError(f"--rewriter {self.name}: no such folder (a local Hugging Face causal LM is expected)")
         try:  # local files only: nothing is ever downloaded at run time
             self.tokenizer = AutoTokenizer.from_pretrained(self.name, local_files_only=True)
             dtype = torch.bfloat16 if device and device.startswith("cuda") else torch.float32
