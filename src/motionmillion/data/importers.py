@@ -17,8 +17,11 @@ Recipes (``--recipe``):
   are not the identity, so only FK world positions are used) with ``CMU data.csv`` beside or above them.
   60 fps, windows as for ``cmu-dance`` (``cmu-cc/<take>_<k>``). The floor is found per take
   (:func:`take_floor`; the root keeps the body near y = 0, the feet near -0.95 m) so a window spent off the
-  ground (climbing, hanging) keeps its height. Captions from the description (:func:`captions.cmu_cc_captions`),
-  the HumanML3D captions of the same frames when ``--text-pool`` has them, and walks' measured turns.
+  ground (climbing, hanging) keeps its height. A leading rest pose placed elsewhere (10 takes start with the
+  rig's T-pose metres away) is dropped (:func:`leading_pose_jumps`). Captions from the description
+  (:func:`captions.cmu_cc_captions`), the HumanML3D captions of the same frames when ``--text-pool`` has them
+  (the takes' frame counts equal the CMU table's, so their time ranges apply unshifted), walks' measured
+  turns and the measured dribbling hand.
 * ``generic``: any BVH (rig detected from joint names, frame rate from the header), captions from a
   same-name ``.txt`` beside it (one per line, HumanML3D lines accepted); windows as for ``bandai``.
 
