@@ -22,6 +22,7 @@ seeded and batch-independent, tokens; they are the same on CPU and GPU wherever 
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -90,7 +91,9 @@ class _Runner:
         self.model, self.key = model, key
         rows = key.batch * (2 if key.guidance else 1)
         self.prefix = model.prefix_length(key.text_length)
-        capacity = self.prefix + config.max_motion_tokens + 1
+        # A multiple of 16 positions: the fused attention kernels want the mask's rows aligned (the extra
+        # positions are never written, so always masked).
+        capacity = -(-(self.prefix + config.max_motion_tokens + 1) // 16) * 16
         self.cache = KVCache.allocate(config, rows, capacity, device, key.dtype)
         self.max_steps = config.max_motion_tokens + 1
         long = dict(device=device, dtype=torch.long)
@@ -192,6 +195,7 @@ class DecodeEngine:
         self.model = model
         self.use_graphs = use_graphs
         self.runners: dict[_Key, _Runner] = {}
+        self.lock = threading.Lock()  # a runner's buffers serve one call at a time (e.g. server threads)
 
     @torch.no_grad()  # also around the graph capture: no autograd state may be recorded into it
     def sample(
@@ -234,11 +238,12 @@ class DecodeEngine:
         greedy = options.temperature == 0
         key = _Key(rows, text_length, guidance, greedy, None if greedy else options.top_k,
                    None if greedy else options.top_p, draw, dtype)  # fmt: skip
-        runner = self.runners.get(key)
-        if runner is None:
-            runner = self.runners[key] = _Runner(model, key, device, use_graph)
-        generated = runner.run(features, mask, drop, seeds_t, low, high, options)
-        return generated[:batch, : int(max_tokens.max()) + 1].clone()
+        with self.lock:
+            runner = self.runners.get(key)
+            if runner is None:
+                runner = self.runners[key] = _Runner(model, key, device, use_graph)
+            generated = runner.run(features, mask, drop, seeds_t, low, high, options)
+            return generated[:batch, : int(max_tokens.max()) + 1].clone()
 
 
 def finished_columns(generated: torch.Tensor, end_id: int) -> list[torch.Tensor]:
