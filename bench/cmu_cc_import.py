@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.importers import import_bvh, leading_pose_jumps, load_records, take_floor
+from motionmillion.data.importers import (
+    import_bvh,
+    leading_pose_jumps,
+    load_records,
+    take_floor,
+)
 from motionmillion.motion import decode_joints, rotations_from_positions
 from motionmillion.motion.bvh import load_bvh_joints, write_bvh
 from motionmillion.motion.representation import canonicalize

@@ -180,7 +180,7 @@ def test_understood_requests_carry_the_rewrite_into_meta_and_fill_the_duration(p
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory) -> Path:
     torch = pytest.importorskip("torch")
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny_lm")
