@@ -1,12 +1,16 @@
 """Load benchmark of ``motionmillion serve``; prints one JSON object.
 
-    .venv/bin/python bench/serve.py [--clients 32] [--requests 640] [--sequential 40] [--seconds 4] [--max-time 120]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/serve.py [--clients 32] [--requests 640] [--sequential 40]
+        [--rounds 4] [--seconds 4] [--max-time 120]
 
 Starts the server (the bundled model unless --model) on 127.0.0.1 as a user would, waits for /healthz,
-then runs, over loopback only and bounded in count and time:
-  - one client at a time: ``--sequential`` requests, one after another;
+then runs, over loopback only and bounded in count and time, ``--rounds`` rounds of two phases (alternating,
+so that both phases see the same mix of other jobs on a shared machine):
+  - one client at a time: ``--sequential`` requests in all, one after another;
   - ``--clients`` concurrent clients, each sending its next request as soon as the last one is answered,
-    ``--requests`` in all.
+    ``--requests`` in all;
+and after each round, while the server idles, one ``pipe.generate`` call of ``--clients`` requests in this
+process: the most motions/s that batching them can give.
 Every request is ``POST /v1/generate {"prompt", "seconds": 4, "seed"}`` (one motion). Reports requests/s,
 motions/s, latency p50/p95/p99, errors and lost requests for both, the server's startup time to /healthz
 200 and its peak resident memory (process tree, sampled every 50 ms), and the Python API's time for the
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
@@ -63,31 +68,47 @@ class PeakMemory(threading.Thread):
             time.sleep(self.every)
 
 
-def summary(latencies: list[float], motions: int, errors: int, lost: int, wall: float) -> dict:
-    values = np.array(latencies) if latencies else np.array([float("nan")])
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    api_seconds: list[float] = field(default_factory=list)  # the Python API's time for the same calls
+    motions: int = 0
+    refused: int = 0  # answered, but not with a 200
+    lost: int = 0  # no answer at all
+    wall: float = 0.0  # client time, less the Python API calls made in between
+
+
+def summary(runs: list[Run], stats: list[tuple[dict, dict]]) -> dict:
+    """One phase over all rounds: throughput, latency percentiles, errors, and the server's batching."""
+    latencies = np.array([x for run in runs for x in run.latencies] or [float("nan")])
+    wall = sum(run.wall for run in runs)
+    errors = sum(run.refused + run.lost for run in runs)
+    batches = sum(after["batches"] - before["batches"] for before, after in stats)
+    motions = sum(after["motions"] - before["motions"] for before, after in stats)
+    busy = sum(after["generating_seconds"] - before["generating_seconds"] for before, after in stats)
     return {
-        "requests": len(latencies) + errors,
-        "requests_per_second": round(len(latencies) / wall, 2),
-        "motions_per_second": round(motions / wall, 2),
-        "latency_p50_s": round(float(np.percentile(values, 50)), 3),
-        "latency_p95_s": round(float(np.percentile(values, 95)), 3),
-        "latency_p99_s": round(float(np.percentile(values, 99)), 3),
+        "requests": int(np.isfinite(latencies).sum()) + errors,
+        "requests_per_second": round(float(np.isfinite(latencies).sum()) / wall, 2),
+        "motions_per_second": round(sum(run.motions for run in runs) / wall, 2),
+        "latency_p50_s": round(float(np.percentile(latencies, 50)), 3),
+        "latency_p95_s": round(float(np.percentile(latencies, 95)), 3),
+        "latency_p99_s": round(float(np.percentile(latencies, 99)), 3),
         "errors": errors,
-        "lost": lost,
+        "lost": sum(run.lost for run in runs),
         "wall_s": round(wall, 2),
+        "batching": {"batches": batches, "mean_batch": round(motions / max(batches, 1), 2),
+                     "generator_busy": round(busy / wall, 3)},  # fmt: skip
     }
 
 
 async def load(url: str, clients: int, total: int, seconds: float, max_time: float, seed0: int,
-               python_api=None) -> dict:  # fmt: skip
+               python_api=None) -> Run:  # fmt: skip
     """``clients`` closed-loop clients sending ``total`` requests in all (or until ``max_time``).
 
     ``python_api(body)``, if given, makes the same motion through the Python API right after each answer,
-    so that both see the same load on a shared machine; its median time is returned too."""
-    latencies: list[float] = []
-    api_seconds: list[float] = []
+    so that both see the same load on a shared machine."""
+    run = Run()
     counter = iter(range(total))
-    state = {"motions": 0, "refused": 0, "lost": 0}  # refused: a non-200 answer; lost: no answer at all
     deadline = time.perf_counter() + max_time
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
@@ -101,33 +122,22 @@ async def load(url: str, clients: int, total: int, seconds: float, max_time: flo
                 try:
                     response = await client.post("/v1/generate", json=body)
                 except httpx.HTTPError:
-                    state["lost"] += 1
+                    run.lost += 1
                     continue
                 if response.status_code != 200:
-                    state["refused"] += 1
+                    run.refused += 1
                     continue
-                latencies.append(time.perf_counter() - start)
-                state["motions"] += response.content.count(b'"id":')  # counted, not parsed: clients stay cheap
+                run.latencies.append(time.perf_counter() - start)
+                run.motions += response.content.count(b'"id":')  # counted, not parsed: clients stay cheap
                 if python_api is not None:
                     start = time.perf_counter()
                     python_api(body)
-                    api_seconds.append(time.perf_counter() - start)
+                    run.api_seconds.append(time.perf_counter() - start)
 
         start = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
-        wall = time.perf_counter() - start
-    result = summary(latencies, state["motions"], state["refused"] + state["lost"], state["lost"], wall - sum(api_seconds))
-    if api_seconds:
-        result["python_api_p50_s"] = round(statistics.median(api_seconds), 3)
-    return result
-
-
-def batching(before: dict, after: dict, wall: float) -> dict:
-    """Batches the server made between two /v1/stats answers: mean size, and how busy its generator was."""
-    batches = after["batches"] - before["batches"]
-    motions = after["motions"] - before["motions"]
-    return {"batches": batches, "mean_batch": round(motions / max(batches, 1), 2),
-            "generator_busy": round((after["generating_seconds"] - before["generating_seconds"]) / wall, 3)}
+        run.wall = time.perf_counter() - start - sum(run.api_seconds)
+    return run
 
 
 def python_api(model: str | None):
@@ -142,7 +152,7 @@ def python_api(model: str | None):
         motion.joints  # the server sends joints, so they are part of the call's work
 
     def batch_ceiling(seconds: float, size: int, repeats: int = 2) -> float:
-        """Motions/s of one pipe.generate call for ``size`` requests: what batching can reach at best."""
+        """Motions/s of one pipe.generate call for ``size`` requests: what the server's batching can reach."""
         requests = [GenerationRequest(PROMPTS[i % len(PROMPTS)], seconds=seconds, seed=i) for i in range(size)]
         times = []
         for _ in range(repeats):
@@ -163,7 +173,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=640, help="requests in the concurrent run")
     parser.add_argument("--sequential", type=int, default=40, help="requests in the one-at-a-time run")
     parser.add_argument("--seconds", type=float, default=4.0, help="duration of each motion")
-    parser.add_argument("--max-time", type=float, default=120.0, help="upper bound on each run, seconds")
+    parser.add_argument("--rounds", type=int, default=4, help="the two phases alternate this many times")
+    parser.add_argument("--max-time", type=float, default=120.0, help="upper bound on each phase of a round, seconds")
     args = parser.parse_args()
 
     api = python_api(args.model)  # loaded before the server starts, so it does not slow the startup
@@ -192,20 +203,27 @@ def main() -> None:
         startup = time.perf_counter() - start
         cpu = psutil.Process(server.pid).cpu_times()
         startup_cpu = cpu.user + cpu.system  # what startup costs on an idle machine, whatever the load now
-        before = httpx.get(url + "/v1/stats").json()
-        one = asyncio.run(load(url, 1, args.sequential, args.seconds, args.max_time, seed0=0, python_api=api))
-        middle = httpx.get(url + "/v1/stats").json()
-        many = asyncio.run(load(url, args.clients, args.requests, args.seconds, args.max_time, seed0=10_000))
-        after = httpx.get(url + "/v1/stats").json()
-        one["batching"] = batching(before, middle, one["wall_s"])
-        many["batching"] = batching(middle, after, many["wall_s"])
+        # Rounds that alternate the phases, so that both see the same mix of other jobs on a shared machine.
+        ones, manys, one_stats, many_stats, ceilings = [], [], [], [], []
+        for r in range(args.rounds):
+            before = httpx.get(url + "/v1/stats").json()
+            ones.append(asyncio.run(load(url, 1, args.sequential // args.rounds, args.seconds, args.max_time,
+                                         seed0=1000 * r, python_api=api)))  # fmt: skip
+            middle = httpx.get(url + "/v1/stats").json()
+            manys.append(asyncio.run(load(url, args.clients, args.requests // args.rounds, args.seconds,
+                                          args.max_time, seed0=100_000 + 10_000 * r)))  # fmt: skip
+            after = httpx.get(url + "/v1/stats").json()
+            one_stats.append((before, middle))
+            many_stats.append((middle, after))
+            ceilings.append(api.batch_ceiling(args.seconds, args.clients))  # while the server idles
     finally:
         server.terminate()
         server.wait(30)
         memory.stopped.set()
         memory.join()
-    api_p50 = one.pop("python_api_p50_s")
-    ceiling = api.batch_ceiling(args.seconds, args.clients)  # the server is stopped: the machine is ours
+    one, many = summary(ones, one_stats), summary(manys, many_stats)
+    api_p50 = statistics.median([x for run in ones for x in run.api_seconds])
+    ceiling = statistics.median(ceilings)
     speedup = many["motions_per_second"] / max(one["motions_per_second"], 1e-9)
     result = {
         "model": args.model or "bundled",
@@ -219,7 +237,7 @@ def main() -> None:
         "server_peak_rss_mb": round(memory.peak / 2**20, 1),
         "one_client_at_a_time": one,
         f"{args.clients}_concurrent_clients": many,
-        "python_api_p50_s": api_p50,
+        "python_api_p50_s": round(api_p50, 3),
         "lone_request_vs_python_api": round(one["latency_p50_s"] / api_p50, 3),
         "concurrent_vs_one_motions_per_second": round(speedup, 2),
         f"python_api_batch{args.clients}_motions_per_second": round(ceiling, 2),
