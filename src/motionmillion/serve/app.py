@@ -249,7 +249,7 @@ class Server:
             segments = [{"prompt": r.prompt, "seconds": r.seconds} for r in plan.requests]
             call = functools.partial(self.pipe.stream, segments, seed=first.seed, **plan.body.options)
         else:
-            call = functools.partial(self.pipe.stream, first.prompt, seconds=first.seconds, seed=first.seed,
+            call = functools.partial(self.pipe.stream, first.conditioning_text, seconds=first.seconds, seed=first.seed,
                                      **plan.body.options)  # fmt: skip
 
         def produce() -> None:  # on the generation thread
@@ -296,7 +296,8 @@ class Server:
                      "files": self.file_urls(motion_id, base_url)}  # fmt: skip
             if plan.timeline:
                 entry["segments"] = info["segments"]
-            entry.update({k: motion.meta[k] for k in ("coverage", "understood_as", "warning") if k in motion.meta})
+            understood = {**request.meta, **motion.meta}  # a streamed motion's meta lacks what the plan understood
+            entry.update({k: understood[k] for k in ("coverage", "understood_as", "warning") if k in understood})
             entries.append(encode_entry(entry, motion.joints))
         return entries
 
