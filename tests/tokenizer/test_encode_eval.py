@@ -6,7 +6,8 @@ import torch
 from typer.testing import CliRunner
 
 from motionmillion.tokenizer import encode as encode_module
-from motionmillion.tokenizer.cli import app, eval_tokenizer_command
+from motionmillion.cli import app as root_app
+from motionmillion.tokenizer.cli import app
 from motionmillion.tokenizer.config import get_preset
 from motionmillion.tokenizer.data import MotionClips
 from motionmillion.tokenizer.encode import encode_dataset
@@ -91,13 +92,8 @@ def test_clip_errors_are_pelvis_aligned_millimetres():
 
 
 def test_eval_command_writes_json(tiny_dataset, model_dir, tmp_path):
-    import typer
-
-    eval_app = typer.Typer()
-    eval_app.command("tokenizer")(eval_tokenizer_command)
-    eval_app.command("other")(lambda: None)
     out = tmp_path / "metrics.json"
-    result = CliRunner().invoke(eval_app, ["tokenizer", "--model", str(model_dir), "--data", str(tiny_dataset),
+    result = CliRunner().invoke(root_app, ["eval", "tokenizer", "--model", str(model_dir), "--data", str(tiny_dataset),
                                            "--split", "test", "--json", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
@@ -105,3 +101,14 @@ def test_eval_command_writes_json(tiny_dataset, model_dir, tmp_path):
     for key in ("root_error_mm", "accel_error_mm_s2", "perplexity", "mpjpe_mm_frame_weighted"):
         assert key in metrics
     assert CliRunner().invoke(app, ["train", "--help"]).exit_code == 0
+
+
+def test_eval_tokenizer_defaults_to_the_bundled_model_and_reads_an_unpacked_dataset(tiny_dataset, tmp_path):
+    import shutil
+
+    unpacked = tmp_path / "unpacked"
+    shutil.copytree(tiny_dataset, unpacked, ignore=shutil.ignore_patterns("packed"))
+    result = CliRunner().invoke(root_app, ["eval", "tokenizer", "--data", str(unpacked), "--split", "test"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{"):])
+    assert metrics["clips"] == 3 and metrics["frames_per_token"] == 4 and "default_model" in metrics["model"]
