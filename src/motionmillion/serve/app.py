@@ -160,7 +160,7 @@ class Server:
         return list(self.pipe.generate(requests, batch_size=self.config.max_batch))
 
     # ------------------------------------------------------------------ checking
-    def plan(self, body: GenerateBody) -> Plan:
+    def plan(self, body: GenerateBody, understand: bool = True) -> Plan:
         """The server's own limits, then the pipeline's checks: every bad field is a 422 before queueing."""
         prompts = [body.prompt] if body.segments is None else [s.prompt for s in body.segments]
         for prompt in prompts:
@@ -184,7 +184,9 @@ class Server:
 
             requests = [GenerationRequest(body.prompt, body.seconds, seed + j, fix_feet=body.fix_feet, **body.options)
                         for j in range(body.num_samples)]  # fmt: skip
-            requests = understood_requests(self.pipe, [self.pipe.check(r) for r in requests], rewrite=body.rewrite)
+            requests = [self.pipe.check(r) for r in requests]
+            if understand or body.rewrite:  # else pipe.generate understands a whole batch in one encoder pass
+                requests = understood_requests(self.pipe, requests, rewrite=body.rewrite)
             return Plan(body, requests, timeline=False)
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
@@ -428,7 +430,11 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "status": 500}, 500)
 
     def checked(body: GenerateBody) -> Plan:
-        return server.plan(body)
+        # Only a rewrite is understood per request here: the batch call understands its prompts together.
+        return server.plan(body, understand=False)
+
+    def checked_for_stream(body: GenerateBody) -> Plan:
+        return server.plan(body)  # a stream does not go through pipe.generate
 
     # ---------------------------------------------------------------- routes
     @app.get("/", include_in_schema=False)
@@ -469,7 +475,7 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         return Response(b'{"motions":[' + b",".join(entries) + b"]}", media_type="application/json")
 
     @app.post("/v1/generate/stream", responses=ERROR_RESPONSES, response_class=StreamingResponse)
-    async def generate_stream(request: Request, plan: Plan = Depends(checked)) -> StreamingResponse:
+    async def generate_stream(request: Request, plan: Plan = Depends(checked_for_stream)) -> StreamingResponse:
         """Server-Sent Events: ``start`` ({"prompt", "seed", "fps", "chunked"}), ``chunk`` events
         ({"start": first frame, "joints": [...]}) while the motion is generated, then ``done`` (the motion
         as in /v1/generate, without joints) or ``error`` ({"error", "status"})."""

@@ -95,7 +95,7 @@ class Mannequin {
       hand.position.copy(a).addScaledVector(dir, 0.06);
       hand.quaternion.setFromUnitVectors(this._up, dir);
     }
-    // Head: above the head joint, along the neck; the nose points where the hips face.
+    // Head: above the head joint, along the neck; the nose points where the chest faces.
     at(i.head, a); at(i.neck, b);
     dir.subVectors(a, b).normalize();
     this.head.position.copy(a).addScaledVector(dir, 0.05);
