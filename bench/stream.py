@@ -27,18 +27,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pack import evict, peak_rss_mb  # noqa: E402  (bench/pack.py: the same cache eviction and RSS)
 
 
-def build_synthetic(store: Path, clips: int) -> float:
-    """bench/pack.py's synthetic store: lengths uniform 20-40, distinct non-zero pages."""
+def build_synthetic(store: Path, clips: int, lengths_range: tuple[int, int] = (20, 40)) -> float:
+    """bench/pack.py's synthetic store (default lengths uniform 20-40 frames), distinct non-zero pages."""
     from motionmillion.data.packed import write_packed
 
     rng = np.random.default_rng(0)
-    lengths = rng.integers(20, 41, size=clips).astype(np.int64)
+    lengths = rng.integers(lengths_range[0], lengths_range[1] + 1, size=clips).astype(np.int64)
     names = [f"syn/{k // 1000:04d}/{k:07d}" for k in range(clips)]
     base = rng.standard_normal((1 << 16, 272)).astype(np.float32)
 
     def clip_stream():
         for k, length in enumerate(lengths):
-            start = (k * 7919) % (len(base) - 64)
+            start = (k * 7919) % (len(base) - lengths_range[1])
             yield base[start : start + length] + np.float32(k % 1000) * 1e-3
 
     started = time.perf_counter()
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("/work/scratch/stream_bench/synthetic_packed"))
     parser.add_argument("--build", action="store_true", help="write the synthetic store first (if missing)")
     parser.add_argument("--clips", type=int, default=1_000_000)
+    parser.add_argument("--clip-frames", default="20-40", help="synthetic clip lengths, uniform in MIN-MAX")
     parser.add_argument("--delete", action="store_true", help="remove the store afterwards")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -115,7 +116,9 @@ def main() -> None:
     result: dict = {"benchmark": "block-shuffled training windows from a packed store (data/stream.py)",
                     "cpu_count": os.cpu_count()}  # fmt: skip
     if args.build and not (args.store / "meta.json").is_file():
-        result["build_seconds"] = round(build_synthetic(args.store, args.clips), 1)
+        low, high = (int(x) for x in args.clip_frames.split("-"))
+        result["build_seconds"] = round(build_synthetic(args.store, args.clips, (low, high)), 1)
+        result["clip_frames"] = args.clip_frames
     frames_file = args.store / "frames.npy"
     meta = json.loads((args.store / "meta.json").read_text())
     pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -42,6 +42,9 @@ class StreamConfig:
     block_frames: int = 16384  # ~18 MB of 272-dim float32 per contiguous read
     shuffle_blocks: int = 16  # blocks whose windows are mixed before batching
     seed: int = 0
+    # Drop each block from the page cache once read: a store larger than RAM would only push it out later,
+    # at more cost to the kernel (and to everything else cached on the machine).
+    drop_read_blocks: bool = True
 
     def __post_init__(self) -> None:
         for name in ("window", "batch_size", "min_frames", "block_frames", "shuffle_blocks"):
@@ -115,7 +118,10 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
     def _read(self, fd: int, block: int) -> tuple[np.ndarray, int]:
         first, last = self.block_edges[block], self.block_edges[block + 1] - 1
         begin, end = int(self.starts[first]), int(self.starts[last] + self.lengths[last])
-        data = os.pread(fd, (end - begin) * self.row_bytes, self.offset + begin * self.row_bytes)
+        where, size = self.offset + begin * self.row_bytes, (end - begin) * self.row_bytes
+        data = os.pread(fd, size, where)
+        if self.config.drop_read_blocks:
+            os.posix_fadvise(fd, where, size, os.POSIX_FADV_DONTNEED)
         return np.frombuffer(data, dtype=np.float32).reshape(end - begin, self.dim), begin
 
     def _announce(self, fd: int, block: int) -> None:
@@ -192,17 +198,21 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
         size = np.minimum(lengths, cfg.window)
         offsets = (rng.random(len(rows)) * (lengths - size + 1)).astype(np.int64)
         order = rng.permutation(len(rows))
+        in_worker = torch.utils.data.get_worker_info() is not None
         for b in range(skip, len(rows) // cfg.batch_size):
             chosen = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            frames = np.zeros((len(chosen), cfg.window, self.dim), dtype=np.float32)
+            batch = torch.empty((len(chosen), cfg.window, self.dim), dtype=torch.float32)
+            if in_worker:  # filled in shared memory: handing it to the trainer's process copies nothing
+                batch.share_memory_()
+            frames = batch.numpy()
             for j, k in enumerate(chosen):
                 data, begin = pieces[owner[k]]
                 at = int(self.starts[rows[k]]) - begin + int(offsets[k])
                 frames[j, : size[k]] = data[at : at + size[k]]
+                frames[j, size[k] :] = 0
             if self.transform is not None:
-                frames = np.asarray(self.transform(frames), dtype=np.float32)
-            yield WindowBatch(torch.from_numpy(frames), torch.from_numpy(size[chosen]),
-                              torch.from_numpy(self.clip_ids[rows[chosen]]))  # fmt: skip
+                frames[:] = self.transform(frames)
+            yield WindowBatch(batch, torch.from_numpy(size[chosen]), torch.from_numpy(self.clip_ids[rows[chosen]]))
 
 
 def window_loader(dataset: BlockShuffledWindows, workers: int = 2) -> torch.utils.data.DataLoader:
