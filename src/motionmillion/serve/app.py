@@ -429,12 +429,15 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "status": 500}, 500)
 
-    def checked(body: GenerateBody) -> Plan:
-        # Only a rewrite is understood per request here: the batch call understands its prompts together.
+    async def checked(body: GenerateBody) -> Plan:
+        # Only a rewrite is understood per request here (the batch call understands its prompts together),
+        # so the checks are cheap and run on the event loop: a lone request saves a thread hop.
+        if body.rewrite:
+            return await run_in_threadpool(server.plan, body)
         return server.plan(body, understand=False)
 
-    def checked_for_stream(body: GenerateBody) -> Plan:
-        return server.plan(body)  # a stream does not go through pipe.generate
+    def checked_for_stream(body: GenerateBody) -> Plan:  # a thread: a stream does not go through pipe.generate
+        return server.plan(body)
 
     # ---------------------------------------------------------------- routes
     @app.get("/", include_in_schema=False)
