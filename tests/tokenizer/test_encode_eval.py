@@ -110,5 +110,5 @@ def test_eval_tokenizer_defaults_to_the_bundled_model_and_reads_an_unpacked_data
     shutil.copytree(tiny_dataset, unpacked, ignore=shutil.ignore_patterns("packed"))
     result = CliRunner().invoke(root_app, ["eval", "tokenizer", "--data", str(unpacked), "--split", "test"])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.output[result.output.index("{"):])
+    metrics, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
     assert metrics["clips"] == 3 and metrics["frames_per_token"] == 4 and "default_model" in metrics["model"]
