@@ -415,7 +415,8 @@ $("generate-form").addEventListener("submit", async (event) => {
                             took: (performance.now() - began) / 1000 });
     state.history.unshift(motion);
     if (state.motion === motion) { showDownloads(motion); renderSegmentBar(motion); renderHistory(); }
-    setStatus(`Made ${(motion.frames / motion.fps).toFixed(1)} s of motion in ${motion.took.toFixed(2)} s (seed ${motion.seed}).`);
+    setStatus(`Made ${(motion.frames / motion.fps).toFixed(1)} s of motion in ${motion.took.toFixed(2)} s (seed ${motion.seed}).`
+              + (done.warning ? ` Note: ${done.warning}` : ""));  // the model knows no movement like the prompt
   } catch (err) {
     setStatus(err.message, true);
   } finally {
