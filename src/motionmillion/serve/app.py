@@ -3,7 +3,10 @@
     GET  /                       the studio (static page, three.js vendored)
     GET  /healthz                {"status": "ok"} once the model is loaded
     GET  /v1/model               what the model can do: fps, joints, limits, sampling defaults, card, licence
-    POST /v1/generate            JSON in, motions (joints + file URLs) out; concurrent requests are batched
+    GET  /v1/stats               batching so far: batch sizes, time the generator was busy
+    GET  /docs                   OpenAPI docs (Swagger UI vendored, works offline)
+    POST /v1/generate            JSON in, motions (joints + file URLs) out; concurrent requests are batched;
+                                 ``segments`` instead of ``prompt`` makes one motion of a timeline
     POST /v1/generate/stream     the same as Server-Sent Events: start, chunk..., done (or error)
     GET  /v1/motions/{id}.{fmt}  npy | json | bvh | mp4 (| glb): files of a generated motion
 
