@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motionmillion.utils.io import atomic_path, atomic_save_npy, atomic_write_json
+from motionmillion.tokenizer.encoded import write_encoded
+from motionmillion.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,6 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
             all_skipped += [str(s) for s in part["skipped"]]
     codes = np.concatenate(all_codes) if all_codes else np.zeros(0, dtype=np.int32)
     lengths = np.concatenate(all_lengths) if all_lengths else np.zeros(0, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
-
     encoded = set(all_names)
     splits = {}
     for split in SPLITS:
@@ -126,20 +125,12 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
         except DatasetLayoutError:
             log.warning("%s: no t2m_60_300/%s split; writing it empty", data_root, split)
             splits[split] = []
-    atomic_save_npy(out_dir / "codes.npy", codes.astype(np.int32))
-    with atomic_path(out_dir / "index.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, names=np.array(all_names, dtype=str), starts=starts, lengths=lengths)
-    atomic_write_json(out_dir / "texts.json", {name: dataset.texts(name) for name in all_names})
-    atomic_write_json(out_dir / "splits.json", splits)
-    strata = clip_strata(data_root, all_names)
-    if strata:
-        atomic_write_json(out_dir / "strata.json", strata)
-    atomic_write_json(out_dir / "skipped.json", all_skipped)
-    atomic_write_json(out_dir / "config.json", {
-        "codebook_size": model.codebook_size, "frames_per_token": fpt,
-        "tokenizer": str(model_dir.resolve()), "dataset": str(data_root.resolve()),
-        "clips": len(all_names), "tokens": int(len(codes)), "skipped": len(all_skipped),
-    })  # fmt: skip
+    write_encoded(
+        out_dir, all_names, codes, lengths, texts={name: dataset.texts(name) for name in all_names}, splits=splits,
+        strata=clip_strata(data_root, all_names), skipped=all_skipped,
+        config={"codebook_size": model.codebook_size, "frames_per_token": fpt, "tokenizer": str(model_dir.resolve()),
+                "dataset": str(data_root.resolve())},
+    )  # fmt: skip
     shutil.rmtree(parts_dir)
     if all_skipped:
         log.warning("skipped %d clip(s): %s", len(all_skipped), "; ".join(all_skipped[:5]))

@@ -1,4 +1,4 @@
-"""Reader of an encoded-tokens folder (contract 5), written by ``motionmillion tokenizer encode``.
+"""The encoded-tokens folder (contract 5): its writer (used by ``motionmillion tokenizer encode``) and reader.
 
     ENCODED/codes.npy     int32, every clip's token ids concatenated
     ENCODED/index.npz     names (str), starts, lengths (int64, in tokens)
@@ -6,6 +6,7 @@
     ENCODED/splits.json   {"train": [names], "val": [...], "test": [...]}
     ENCODED/config.json   {"codebook_size", "frames_per_token", "tokenizer", "dataset", ...}
     ENCODED/strata.json   optional {name: stratum} (content/style of labelled sources) for balanced sampling
+    ENCODED/skipped.json  clips that could not be encoded, with the reason
 """
 
 from __future__ import annotations
@@ -16,6 +17,36 @@ from pathlib import Path
 import numpy as np
 
 FILES = ("config.json", "codes.npy", "index.npz", "texts.json", "splits.json")
+
+
+def write_encoded(
+    folder: str | Path,
+    names: list[str],
+    codes: np.ndarray,
+    lengths: np.ndarray,
+    texts: dict[str, list[str]],
+    splits: dict[str, list[str]],
+    config: dict,
+    strata: dict[str, str] | None = None,
+    skipped: list[str] | None = None,
+) -> Path:
+    """Write every file of an encoded-tokens folder atomically; ``config.json`` last (it marks a complete folder)."""
+    from motionmillion.utils.io import atomic_path, atomic_save_npy, atomic_write_json
+
+    folder = Path(folder)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+    atomic_save_npy(folder / "codes.npy", np.asarray(codes, dtype=np.int32))
+    with atomic_path(folder / "index.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, names=np.array(names, dtype=str), starts=starts, lengths=lengths)
+    atomic_write_json(folder / "texts.json", texts)
+    atomic_write_json(folder / "splits.json", splits)
+    if strata:
+        atomic_write_json(folder / "strata.json", strata)
+    atomic_write_json(folder / "skipped.json", list(skipped or []))
+    atomic_write_json(folder / "config.json", {**config, "clips": len(names), "tokens": int(len(codes)),
+                                               "skipped": len(skipped or [])})  # fmt: skip
+    return folder
 
 
 class EncodedTokensError(ValueError):
