@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from motionmillion.motion.skeleton import FOOT_JOINTS, FPS, LEFT_FOOT_JOINTS, NUM_JOINTS, RIGHT_FOOT_JOINTS
 
@@ -116,6 +115,7 @@ def foot_contacts(joints: np.ndarray, fps: float = FPS, config: ContactConfig = 
     per-joint heights (resting height + margin), and its transition flags become per-frame flags,
     median filtered.
     """
+    from scipy.ndimage import median_filter
     joints = check_joints(joints)
     if len(joints) < 2:
         return np.zeros((len(joints), len(CONTACT_JOINTS)), dtype=bool)

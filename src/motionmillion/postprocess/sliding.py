@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import binary_erosion, gaussian_filter1d
 
 from motionmillion.motion import forward_kinematics, local_to_global, validate_features
 from motionmillion.motion.consistency import consistent_skeleton, encode_consistent
@@ -79,6 +78,7 @@ def remove_glide(
     it keeps its direction and is faster than ``min_speed`` (m/s; fully from 1 cm/s more). Its running sum is taken off the
     root's x/z, so the whole body moves back, its pose relative to the pelvis unchanged.
     """
+    from scipy.ndimage import binary_erosion, gaussian_filter1d
     root_positions = np.array(root_positions, dtype=np.float64)
     if glide_seconds <= 0 or len(joints) < 2:
         return root_positions

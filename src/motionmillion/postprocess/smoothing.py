@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from motionmillion.motion import decode_joints, validate_features
 from motionmillion.motion.representation import POSITIONS
@@ -51,6 +50,7 @@ def smooth_motion(features: np.ndarray, window: int, polyorder: int = 2, source:
 
     A motion shorter than ``window`` comes back unchanged with a :class:`PostprocessWarning`.
     """
+    from scipy.signal import savgol_filter
     check_window(window, polyorder)
     features = validate_features(features, source)
     if len(features) < window:
