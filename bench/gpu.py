@@ -16,7 +16,8 @@ Sections:
   train        the 1B preset's training step as the trainer runs it (bf16 autocast over fp32 weights, fused
                AdamW, grad clip), eager / per-Block torch.compile / compile + activation checkpointing
                (generator/parallelize.py), a micro-batch sweep: tokens/s, MFU, peak memory, and the
-               micro-batch and gradient accumulation to use for a global batch of --global-batch sequences
+               micro-batch and gradient accumulation to use for a global batch of --global-batch sequences;
+               the attention alone with the prefix-LM mask against causal flash attention
   tokenizer    the paper-preset tokenizer: encode and decode frames/s, fp32 and bf16 autocast
   decode_limit ../shared/tools/decode_limit.py: a LLaMA-shaped static-cache decode step, eager and graphed
   same_weights ../shared/tools/bench_same_weights.py: the project against the paper's code, same weights
@@ -264,6 +265,10 @@ def section_train(report: Report, smoke: bool, global_batch: int, budget_s: floa
             report.save()
         del model, optimizer
         free()
+    try:
+        result["attention"] = attention_share(preset, micro_batches[1], sequence, smoke)
+    except Exception as err:
+        result["attention"] = {"error": f"{type(err).__name__}: {err}"[:400]}
     done = [r for r in result["runs"] if "tokens_per_s" in r]
     if done:
         best = max(done, key=lambda r: r["tokens_per_s"])
@@ -275,6 +280,36 @@ def section_train(report: Report, smoke: bool, global_batch: int, budget_s: floa
             "note": "per process; with N processes divide the accumulation by N",
         }  # fmt: skip
     return result
+
+
+def attention_share(preset: str, batch: int, sequence: int, smoke: bool) -> dict:
+    """Forward + backward of the attention alone at the training shape: with the prefix-LM mask the model
+    needs (SDPA picks a kernel that takes a mask) against plain causal attention (flash), which bounds
+    what a flash-style prefix-LM kernel (e.g. FlexAttention) could save."""
+    import torch.nn.functional as F
+
+    from motionmillion.generator.config import PRESETS
+    from motionmillion.generator.model import MotionGPT
+
+    n_layer, n_head, n_embd = PRESETS[preset]
+    dtype = torch.float32 if smoke else torch.bfloat16
+    shape = (batch, n_head, sequence, n_embd // n_head)
+    q, k, v = (torch.randn(shape, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))
+    valid = torch.ones(batch, TEXT_TOKENS, dtype=torch.bool, device=DEVICE)
+    valid[: batch // 2, : TEXT_TOKENS // 4] = False  # left padding, as short prompts have
+    mask = MotionGPT.prefix_lm_mask(valid, sequence - TEXT_TOKENS)
+
+    def masked():
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
+
+    def causal():
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
+
+    reps = 3 if smoke else 20
+    masked_ms, causal_ms = 1000 * timed(masked, reps, 2), 1000 * timed(causal, reps, 2)
+    return {"batch": batch, "sequence": sequence, "layers": n_layer, "prefix_lm_mask_ms_per_layer": sig(masked_ms),
+            "causal_flash_ms_per_layer": sig(causal_ms), "all_layers_masked_ms": sig(masked_ms * n_layer),
+            "all_layers_causal_ms": sig(causal_ms * n_layer)}  # fmt: skip
 
 
 def section_tokenizer(report: Report, smoke: bool) -> dict:
@@ -383,7 +418,7 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list from {','.join(SECTIONS)}")
     parser.add_argument("--global-batch", type=int, default=256, help="sequences per optimiser step (train advice)")
     parser.add_argument("--smoke-compile", action="store_true", help="also torch.compile in --smoke (about a minute)")
-    parser.add_argument("--train-budget-s", type=float, default=100.0)
+    parser.add_argument("--train-budget-s", type=float, default=120.0)
     parser.add_argument("--decode-limit-timeout-s", type=float, default=60.0)
     parser.add_argument("--same-weights-timeout-s", type=float, default=150.0)
     args = parser.parse_args()
