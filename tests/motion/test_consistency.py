@@ -19,8 +19,8 @@ from motionmillion.motion.consistency import (
     fit_skeleton,
     load_skeleton,
     make_consistent,
-    mean_skeleton,
     save_skeleton,
+    typical_skeleton,
 )
 from motionmillion.motion.representation import POSITIONS
 from motionmillion.motion.skeleton import NUM_JOINTS
@@ -90,7 +90,7 @@ def test_make_consistent_poses_every_output_on_one_rigid_skeleton(walk, tmp_path
 
 
 def test_skeleton_file_round_trip_and_errors(walk, tmp_path):
-    skeleton = mean_skeleton([walk, walk[:40]])
+    skeleton = typical_skeleton([walk, walk[:40]])
     np.testing.assert_allclose(skeleton, fit_skeleton(walk), atol=1e-9)  # one actor: the same bones
     path = save_skeleton(tmp_path / "skeleton.json", skeleton, source="test", clips=2)
     np.testing.assert_allclose(load_skeleton(path), skeleton, atol=1e-6)
@@ -100,7 +100,7 @@ def test_skeleton_file_round_trip_and_errors(walk, tmp_path):
     with pytest.raises(SkeletonFileError, match="bad.json"):
         load_skeleton(bad)
     with pytest.raises(ValueError, match="no clips"):
-        mean_skeleton([])
+        typical_skeleton([])
 
 
 def test_generated_motions_are_one_motion_in_every_output(tmp_path):
@@ -128,18 +128,17 @@ def test_writing_an_inconsistent_file_logs_the_disagreement(walk, tmp_path, capl
 
 
 
-def test_dataset_skeleton_is_the_frame_weighted_mean_of_its_clips(walk, tmp_path):
+def test_dataset_skeleton_is_the_rig_most_clips_share(walk, tmp_path):
     from motionmillion.data.layout import write_clip
     from motionmillion.data.stats import dataset_skeleton
 
     own = fit_skeleton(walk)
-    taller = make_consistent(walk[:50], own * 1.1)  # a second actor, 10% taller, half as long
     write_clip(tmp_path, "a/walk", walk, ["a person walks"])
-    write_clip(tmp_path, "b/taller", taller, ["a person walks"])
+    write_clip(tmp_path, "a/walk_again", walk[20:], ["a person walks"])
+    write_clip(tmp_path, "b/taller", make_consistent(walk[:50], own * 1.3), ["a person walks"])  # another rig
     offsets, clips = dataset_skeleton(tmp_path)  # no split files yet: every stored clip
-    assert clips == 2
-    expected = (own * len(walk) + own * 1.1 * len(taller)) / (len(walk) + len(taller))
-    np.testing.assert_allclose(offsets, expected, atol=1e-5)
+    assert clips == 3
+    np.testing.assert_allclose(offsets, own, atol=1e-6)
 
 
 def test_a_damaged_skeleton_file_is_a_clear_pipeline_error(tmp_path):

@@ -133,10 +133,10 @@ def print_stats(stats: dict) -> None:
 
 
 def dataset_skeleton(root: str | Path, split: str = "train", max_clips: int = 1000) -> tuple[np.ndarray, int]:
-    """The training data's rigid skeleton: (22, 3) frame-weighted mean offsets of up to ``max_clips``
-    clips of ``split`` (evenly spread over the sorted names; mirrored clips have the same bones), and
-    how many clips it used. Written as ``skeleton.json`` into pipeline folders."""
-    from motionmillion.motion.consistency import mean_skeleton
+    """The training data's rigid skeleton: (22, 3) median offsets of up to ``max_clips`` clips of
+    ``split`` (evenly spread over the sorted names; mirrored clips have the same bones), and how many
+    clips it used. Written as ``skeleton.json`` into pipeline folders."""
+    from motionmillion.motion.consistency import typical_skeleton
 
     dataset = MotionDataset(root)
     try:
@@ -145,4 +145,4 @@ def dataset_skeleton(root: str | Path, split: str = "train", max_clips: int = 10
         names = dataset.stored_names()
     if len(names) > max_clips:
         names = [names[i] for i in np.linspace(0, len(names) - 1, max_clips).round().astype(int)]
-    return mean_skeleton(dataset.motion(name).astype(np.float64) for name in names), len(names)
+    return typical_skeleton(dataset.motion(name).astype(np.float64) for name in names), len(names)

@@ -8,13 +8,16 @@ the joints (MP4, ``_joints.npy``) and the BVH (rotations on a skeleton) would be
 
 **Source of truth for a generated motion: the root trajectory and the rotations, posed on one rigid
 skeleton.** The skeleton is the training data's (``skeleton.json`` in a pipeline folder, the
-frame-weighted mean of the training clips' own skeletons, see :func:`mean_skeleton`), else the
-motion's own least-squares fit. The rotations are first turned so the bones point where the
+median of the training clips' own skeletons, see :func:`typical_skeleton`), else the motion's own
+least-squares fit. The rotations are first turned so the bones point where the
 decoded positions say (when that brings the pose closer to them), then the features are re-encoded
 from forward kinematics (:func:`make_consistent`), so ``Motion.features``, ``.joints``,
 ``.rotations``, the BVH, the MP4 and the joints file are the same movement. Why the rotations: they
 keep bone lengths by construction and need no IK to export, and the skeleton fixes the bone lengths
-that the position part lets drift (a forearm that shrinks by 40%).
+that the position part lets drift (a forearm that shrinks by 40%). Why the training skeleton rather
+than each motion's own fit: measured on 171 generated motions, an own fit gives collarbones up to
+2.4x and forearms +-34% (95th percentile) off the training body, i.e. a different body per motion;
+the price, measured with the evaluator, is R-precision top-3 0.857 instead of 0.879-0.884.
 
 :func:`disagreement` measures how far a motion's positions and rotations are apart (the BVH writer
 logs it for a motion that is not self-consistent, e.g. a user's own 272 file).
@@ -57,15 +60,14 @@ def fit_skeleton(features: np.ndarray) -> np.ndarray:
     return fit_offsets(decode_joints(features), decode_rotations(features)[0])
 
 
-def mean_skeleton(clips: Iterable[np.ndarray]) -> np.ndarray:
-    """Frame-weighted mean (22, 3) of the skeletons of real (consistent) 272 clips: the training data's skeleton."""
-    total, frames = np.zeros((NUM_JOINTS, 3)), 0
-    for features in clips:
-        total += fit_skeleton(features) * len(features)
-        frames += len(features)
-    if frames == 0:
-        raise ValueError("mean_skeleton: no clips given")
-    return total / frames
+def typical_skeleton(clips: Iterable[np.ndarray]) -> np.ndarray:
+    """The training data's skeleton (22, 3): the element-wise median of the real (consistent) clips'
+    own skeletons. Where most clips share one rig (92.6% of the default model's data, the Bandai rig)
+    it is exactly that rig, a real body, where a mean would blend rigs into nobody's proportions."""
+    skeletons = [fit_skeleton(features) for features in clips]
+    if not skeletons:
+        raise ValueError("typical_skeleton: no clips given")
+    return np.median(np.stack(skeletons), axis=0)
 
 
 def bone_lengths(offsets: np.ndarray) -> np.ndarray:
