@@ -70,22 +70,28 @@ def bf16_is_fast() -> bool:
         return False
     a, b = torch.randn(256, 256), torch.randn(256, 256)
 
-    def seconds(bf16: bool) -> float:
+    def seconds(bf16: bool) -> float:  # the best of three, so a busy machine does not decide
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             a @ b  # warm-up
-            start = time.perf_counter()
-            for _ in range(5):
-                a @ b
-        return time.perf_counter() - start
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(5):
+                    a @ b
+                times.append(time.perf_counter() - start)
+        return min(times)
 
     return seconds(True) < seconds(False)
 
 
-def resolve_mixed_precision(requested: str) -> str:
-    """``auto`` -> ``bf16`` where it is fast, else ``no``; ``bf16``/``no`` as given."""
+def resolve_mixed_precision(requested: str, recorded: str | None = None) -> str:
+    """``auto`` -> ``bf16`` where it is fast, else ``no``; ``bf16``/``no`` as given. ``recorded``: what a
+    run being resumed resolved ``auto`` to, kept so that a resumed run computes exactly what it did."""
     if requested not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {requested!r}")
     if requested == "auto":
+        if recorded in ("bf16", "no"):
+            return recorded
         return "bf16" if bf16_is_fast() else "no"
     return requested
 

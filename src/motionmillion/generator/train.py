@@ -79,7 +79,10 @@ class GeneratorTrainer:
         from accelerate import Accelerator
 
         on_gpu = torch.cuda.is_available() and not self.cpu
-        self.mixed = resolve_mixed_precision(self.train_config.mixed_precision)
+        self.checkpoints = Checkpoints(self.out, self.train_config.keep_checkpoints)
+        self.resume = self.checkpoints.latest()
+        recorded = self.resume[1].get("mixed_precision") if self.resume is not None else None
+        self.mixed = resolve_mixed_precision(self.train_config.mixed_precision, recorded)
         self.fsdp = fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
         if fsdp:
             # We shard ourselves (parallelize.py): accelerate must set up plain DDP-style processes, not wrap the
@@ -106,7 +109,6 @@ class GeneratorTrainer:
             self.out.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         self.run_log = RunLog(self.out, self.is_main)
-        self.checkpoints = Checkpoints(self.out, self.train_config.keep_checkpoints)
 
     def _setup_data(self) -> None:
         accelerator, train_config, encoded = self.accelerator, self.train_config, self.encoded
@@ -143,7 +145,6 @@ class GeneratorTrainer:
         if encoded_config.is_file():
             run_info["encoded"] = json.loads(encoded_config.read_text(encoding="utf-8"))
         run_json = self.out / "run.json"
-        self.resume = self.checkpoints.latest()
         if self.resume is not None and run_json.is_file():
             saved = json.loads(run_json.read_text(encoding="utf-8"))
             check_resume({"model": saved["model"], "train": saved["train"]},
@@ -300,8 +301,8 @@ class GeneratorTrainer:
             else:
                 accelerator.save_state(str(folder), safe_serialization=True)
 
-        self.checkpoints.save(step, write, {"num_processes": accelerator.num_processes}, self.is_main,
-                              accelerator.wait_for_everyone)  # fmt: skip
+        self.checkpoints.save(step, write, {"num_processes": accelerator.num_processes, "mixed_precision": self.mixed},
+                              self.is_main, accelerator.wait_for_everyone)  # fmt: skip
 
 
 def train(

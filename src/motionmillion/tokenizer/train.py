@@ -76,7 +76,9 @@ class TokenizerTrainer:
             saved = RunConfig.from_dict(json.loads(run_config_path.read_text(encoding="utf-8")))
             check_resume(saved.to_dict(), self.config.to_dict(), run_config_path, RESUMABLE_CHANGES)
         tc = self.config.train
-        self.bf16 = resolve_mixed_precision(tc.mixed_precision) == "bf16"
+        recorded = resume[1].get("mixed_precision") if resume is not None else None
+        self.mixed = resolve_mixed_precision(tc.mixed_precision, recorded)
+        self.bf16 = self.mixed == "bf16"
 
         self.clips = MotionClips(self.data_root, "train", min_frames=tc.window)
         self.val_clips = MotionClips(self.data_root, "val", min_frames=self.config.model.frames_per_token)
@@ -204,7 +206,8 @@ class TokenizerTrainer:
                 unwrapped.save_pretrained(folder, state_dict)
 
         final = self.checkpoints.save(
-            self.step, write, {"elapsed_seconds": self.elapsed(), "num_processes": accelerator.num_processes},
+            self.step, write, {"elapsed_seconds": self.elapsed(), "num_processes": accelerator.num_processes,
+                               "mixed_precision": self.mixed},
             self.is_main, accelerator.wait_for_everyone,
         )  # fmt: skip
         if self.is_main:
