@@ -255,7 +255,9 @@ class EvaluatorTrainer:
                 log.info("time budget of %.1f min reached after %d epochs", config.max_minutes, epoch)
                 break
             self.model.train()
+            # Batches and dropout masks depend only on (seed, epoch), so a resumed run repeats them exactly.
             rng = np.random.default_rng(config.seed * 1000 + epoch)
+            torch.manual_seed(config.seed * 1000 + epoch)
             order = rng.permutation(len(self.train_clips))
             bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
                        leave=False)  # fmt: skip
