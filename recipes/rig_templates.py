@@ -6,7 +6,7 @@
   (all rotations zero) facing +Z with the character's left at +X. Proportions are those of an adult
   Mixamo character; an export replaces every mapped bone length with the motion's own.
 - cmu-daz.bvh: the body joints of the CMU "Daz-friendly" rig, copied from the fixture clip
-  tests/data/bvh/cmu-dance/train_data_bvh/salsa/01.bvh (its rest is already a T-pose facing +Z).
+  tests/fixtures/bvh/cmu-dance/train_data_bvh/salsa/01.bvh (its rest is already a T-pose facing +Z).
 - bandai.bvh: the Bandai-Namco rig, copied from a fixture clip. Its bones lie along their joints' X
   axes, so zero rotations are no T-pose: the template's frame is the rotation of each joint when the
   body stands in our T-pose, averaged over the fixture clips (our importer's SMPL rotations against
@@ -27,7 +27,7 @@ from motionmillion.motion.skeleton import JOINT_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src/motionmillion/assets/rigs"
-FIXTURES = ROOT / "tests/data/bvh"
+FIXTURES = ROOT / "tests/fixtures/bvh"
 BANDAI_CLIPS = sorted((FIXTURES / "bandai").rglob("*.bvh"))
 CMU_CLIP = FIXTURES / "cmu-dance/train_data_bvh/salsa/01.bvh"
 

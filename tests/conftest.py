@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 TESTS_DIR = Path(__file__).parent
-FIXTURE_DIR = TESTS_DIR / "data"
+FIXTURE_DIR = TESTS_DIR / "fixtures"
 
 
 @pytest.fixture

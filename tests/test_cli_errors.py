@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from motionmillion.cli import app
 
-FIXTURES = Path(__file__).parent / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
 BANDAI = FIXTURES / "bvh" / "bandai"
 WALK = BANDAI / "Bandai-Namco-Research-Motiondataset-1" / "data" / "dataset-1_walk_normal_001.bvh"
 
@@ -119,5 +119,5 @@ if __name__ == "__main__":  # prints the table of the closing note: python tests
     for line, _, _ in CASES:
         result = run(line, made)
         error = next((l for l in result.output.splitlines() if l.startswith("error: ")), result.output.strip()[-120:])
-        shown = line.format(**{k: f"<{k}>" for k in made}).replace(str(FIXTURES), "tests/data")
+        shown = line.format(**{k: f"<{k}>" for k in made}).replace(str(FIXTURES), "tests/fixtures")
         print(f"| `motionmillion {shown}` | {result.exit_code} | {json.dumps(error)[1:-1]} |")

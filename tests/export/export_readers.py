@@ -11,7 +11,7 @@ import pytest
 
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"
-BVH_DIR = HERE.parent / "data" / "bvh"
+BVH_DIR = HERE.parent / "fixtures" / "bvh"
 REAL_CLIPS = {
     "bandai_walk": (BVH_DIR / "bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh", None),
     "bandai_wave_left": (BVH_DIR / "bandai/Bandai-Namco-Research-Motiondataset-2/data/dataset-2_wave-left-hand_normal_001.bvh", None),

@@ -13,7 +13,7 @@ from motionmillion.motion.rigs import RIGS, UnknownRigError, detect_rig, parse_d
 from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import JOINT_NAMES, TEMPLATE_OFFSETS
 
-BVH_DIR = Path(__file__).parent.parent / "data" / "bvh"
+BVH_DIR = Path(__file__).parent.parent / "fixtures" / "bvh"
 BANDAI_1 = BVH_DIR / "bandai/Bandai-Namco-Research-Motiondataset-1/data"
 WALK = BANDAI_1 / "dataset-1_walk_normal_001.bvh"
 BYE = BANDAI_1 / "dataset-1_bye_normal_001.bvh"  # waves the right hand

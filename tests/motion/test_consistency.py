@@ -27,7 +27,7 @@ from motionmillion.motion.skeleton import NUM_JOINTS
 
 WALK_BVH = (
     Path(__file__).parents[1]
-    / "data/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
+    / "fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 )
 RIGHT_ELBOW, RIGHT_WRIST = 19, 21
 

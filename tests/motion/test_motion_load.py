@@ -10,7 +10,7 @@ import pytest
 from motionmillion.motion import Motion, MotionFileError, decode_joints
 from motionmillion.motion.bvh import BVHError, bvh_to_features
 
-WALK = Path(__file__).parent.parent / "data/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
+WALK = Path(__file__).parent.parent / "fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 
 
 def test_reads_features_joints_and_bvh(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from motionmillion.motion import Motion
 
-FIXTURE = "tests/data/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
+FIXTURE = "tests/fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 
 
 def test_save_names_files_after_the_text_and_refuses_to_overwrite(tmp_path):

@@ -43,7 +43,7 @@ from motionmillion.postprocess.sliding import SlidingConfig, inject_glide, injec
 
 WALK_BVH = (
     Path(__file__).parents[1]
-    / "data/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
+    / "fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 )
 
 

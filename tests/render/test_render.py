@@ -14,7 +14,7 @@ from motionmillion.motion.bvh import bvh_to_features, load_bvh_joints, read_bvh
 from motionmillion.render import render_motion
 from motionmillion.cli import app as root_app
 
-WALK = Path(__file__).parent.parent / "data/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
+WALK = Path(__file__).parent.parent / "fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 
 
 @pytest.fixture(scope="module")

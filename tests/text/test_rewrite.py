@@ -21,7 +21,7 @@ from motionmillion.text.rewrite import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests/data"
+FIXTURE = REPO / "tests/fixtures"
 
 
 def unit(*values: float) -> np.ndarray:

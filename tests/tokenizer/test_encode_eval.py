@@ -72,7 +72,7 @@ def test_encode_writes_the_strata_of_imported_clips(model_dir, tmp_path):
     from motionmillion.data.packed import pack_dataset
 
     dataset = tmp_path / "ds"
-    import_bvh(Path(__file__).parents[1] / "data/bvh/bandai", dataset, "bandai", workers=1, progress=False)
+    import_bvh(Path(__file__).parents[1] / "fixtures/bvh/bandai", dataset, "bandai", workers=1, progress=False)
     pack_dataset(dataset, progress=False)
     encode_dataset(model_dir, dataset, tmp_path / "encoded", progress=False)
     strata = EncodedTokens(tmp_path / "encoded").strata()

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from motionmillion.cli import app
 
-FIXTURE_BVH = Path(__file__).parent.parent / "data" / "bvh"
+FIXTURE_BVH = Path(__file__).parent.parent / "fixtures" / "bvh"
 
 
 def test_import_pack_stats_commands(tmp_path):

@@ -18,7 +18,7 @@ from motionmillion.data.importers import (
 from motionmillion.data.layout import MotionDataset, write_clip
 from motionmillion.motion import decode_joints, mirror_272
 
-FIXTURE_BVH = Path(__file__).parent.parent / "data" / "bvh"
+FIXTURE_BVH = Path(__file__).parent.parent / "fixtures" / "bvh"
 
 
 @pytest.fixture(scope="module")

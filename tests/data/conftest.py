@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIXTURE_BVH = Path(__file__).parent.parent / "data" / "bvh"
+FIXTURE_BVH = Path(__file__).parent.parent / "fixtures" / "bvh"
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from motionmillion.data import captions as caps
 
-FIXTURE_BANDAI = Path(__file__).parent.parent / "data" / "bvh" / "bandai"
+FIXTURE_BANDAI = Path(__file__).parent.parent / "fixtures" / "bvh" / "bandai"
 
 
 def test_swap_left_right_keeps_case_and_other_words():

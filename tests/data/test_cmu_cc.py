@@ -20,7 +20,7 @@ from motionmillion.motion.representation import canonicalize
 from motionmillion.motion.rigs import detect_rig
 from motionmillion.motion.skeleton import JOINT_NAMES
 
-FIXTURE = Path(__file__).resolve().parents[1] / "data/bvh/cmu-cc"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/bvh/cmu-cc"
 TAKE = FIXTURE / "bvh/002_05.bvh"
 HUMAN = ["a man punches the air in front of him with his right arm.", "a person does arm stretch exercises with right arm."]
 

@@ -11,7 +11,7 @@ from motionmillion.data.caption_pools import build_pools, draw, load_pools, read
 from motionmillion.data.importers import import_bvh, recaption
 from motionmillion.data.layout import MotionDataset
 
-FIXTURE = Path(__file__).parent.parent / "data"
+FIXTURE = Path(__file__).parent.parent / "fixtures"
 TEXT_POOL = FIXTURE / "text"
 
 
