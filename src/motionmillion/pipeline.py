@@ -823,7 +823,9 @@ def build_pipeline_folder(
     if normalization is None:
         normalization = tokenizer / "normalization"
     normalization = Path(normalization)
-    for candidate in (normalization, normalization / "mean_std" / "vector_272", normalization / "normalization"):
+    from motionmillion.data.layout import MEAN_STD_DIR
+
+    for candidate in (normalization, normalization / MEAN_STD_DIR, normalization / "normalization"):
         if (candidate / "mean.npy").is_file() and (candidate / "std.npy").is_file():
             normalizer = Normalizer.load(candidate)
             break
