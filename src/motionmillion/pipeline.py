@@ -34,7 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
-from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton, make_consistent, save_skeleton
+from motionmillion.motion.consistency import (
+    SKELETON_FILE,
+    load_skeleton,
+    make_consistent,
+    make_consistent_many,
+    save_skeleton,
+)
 from motionmillion.motion.representation import decode_joints, decode_rotations
 
 log = logging.getLogger(__name__)
@@ -338,7 +344,8 @@ class MotionPipeline:
             min_tokens=[low for low, _, _ in budgets], max_tokens=[high for _, high, _ in budgets],
             options=_sampling_options(requests[0], use_cache), target_tokens=[target for _, _, target in budgets],
         )  # fmt: skip
-        return [self._motion(request, ids) for request, ids in zip(requests, codes)]
+        features = self._features_many(codes)
+        return [self._motion(request, ids, f) for request, ids, f in zip(requests, codes, features)]
 
     def _motion(
         self, request: GenerationRequest, codes: list[int], features: np.ndarray | None = None, **meta_extra
@@ -372,6 +379,23 @@ class MotionPipeline:
 
     def _features(self, codes: Sequence[int]) -> np.ndarray:
         return self._consistent(self._decode(codes))
+
+    def _features_many(self, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """``_features`` of several rows: rows of one length decoded in one tokenizer call, and all made
+        consistent together (the per-frame work of a batch done at once)."""
+        import torch
+
+        decoded: list[np.ndarray | None] = [None] * len(rows)
+        by_length: dict[int, list[int]] = {}
+        for i, codes in enumerate(rows):
+            by_length.setdefault(len(codes), []).append(i)
+        for indices in by_length.values():
+            ids = torch.tensor([list(rows[i]) for i in indices], dtype=torch.long, device=self.device)
+            with torch.no_grad():
+                normalized = self.tokenizer.decode(ids).float().cpu().numpy()
+            for i, motion in zip(indices, normalized):
+                decoded[i] = self.normalizer.denormalize(motion.astype(np.float64))
+        return [f.astype(np.float32) for f in make_consistent_many(decoded, self.skeleton)]
 
     # ---------------------------------------------------------------- timelines, continuation, streaming
     def _token_budget(self, seconds: float | None) -> tuple[int, int, int | None]:
