@@ -29,11 +29,11 @@ try:  # typer >= 0.20 vendors its own click
 except ImportError:  # pragma: no cover - older typer uses click itself
     _TyperClickException = click.ClickException
 
+from motionmillion.errors import exit_code_for, one_line
+
 # Exceptions that already are the command line's own way to end (help, usage errors, exit codes).
 _USAGE_ERRORS = (click.ClickException, _TyperClickException)
 _CLI_EXITS = (typer.Exit, typer.Abort, click.exceptions.Exit, *_USAGE_ERRORS)
-
-from motionmillion.errors import exit_code_for, one_line
 
 
 class _OneLineErrors(TyperGroup):
@@ -171,12 +171,15 @@ def generate_command(
         texts = [" | ".join(r.prompt for r in requests)]
     else:
         requests = pipe.requests(texts, seconds, num_samples, seed, **options)
-        requests = understood_requests(pipe, requests, rewrite=rewrite, rewriter=rewriter)
-        _say_understood(requests, rewrite)
-        motions = pipe.generate(requests, batch_size=batch_size)
-        if prefix is not None:
-            motions = iter(pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, rewrite=rewrite,
-                                rewriter=rewriter, **options))  # fmt: skip
+        if prefix is None:
+            requests = understood_requests(pipe, requests, rewrite=rewrite, rewriter=rewriter)
+            _say_understood(requests, rewrite)
+            motions = pipe.generate(requests, batch_size=batch_size)
+        else:  # the pipeline understands the prompts itself when it continues a motion
+            continued = pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, rewrite=rewrite,
+                             rewriter=rewriter, **options)  # fmt: skip
+            _say_understood(continued, rewrite)
+            motions = iter(continued)
     base_seed = requests[0].seed
 
     started = time.time()
@@ -203,7 +206,8 @@ def generate_command(
 
 
 def _say_understood(requests: list, rewrite: bool) -> None:
-    """Per prompt: what it was understood as (when rewritten) and the coverage warning, if any."""
+    """Per prompt: what it was understood as (when rewritten) and the coverage warning, if any
+    (``requests``: GenerationRequests or Motions, whose meta carries the same keys)."""
     for request in requests:
         if request.meta.get("sample_index", 0):
             continue
