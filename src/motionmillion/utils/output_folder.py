@@ -6,27 +6,27 @@
 - a folder that already holds files is refused unless ``overwrite``; with ``overwrite`` the files the
   previous run listed in its manifest (``.motionmillion-run``) are removed first, so no stale file of an
   older run (e.g. an MP4 beside new .npy files) survives; other files are never touched;
-- the manifest lists every file written by this run, updated as they are written.
+- the manifest lists every file written by this run, appended to as they are written (a run of 100,000
+  motions must not rewrite a growing list after each one).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import re
 from pathlib import Path
-
-from motionmillion.utils.io import atomic_write_json
 
 LOCK_NAME = ".motionmillion.lock"
 MANIFEST_NAME = ".motionmillion-run"  # JSON; no .json suffix, so globbing `*.json` lists only the motions
+_MANIFEST_END = "\n]}\n"
 
 
 class OutputFolder:
-    def __init__(self, path: str | Path, overwrite: bool = False, option: str = "--out") -> None:
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.overwrite = overwrite
-        self.option = option
-        self.written: list[str] = []
+        self.option = "--out"  # how the commands that use it name the folder in messages
         self._lock = None
 
     def check(self) -> None:
@@ -61,9 +61,13 @@ class OutputFolder:
     def _remove_previous_run(self) -> None:
         manifest = self.path / MANIFEST_NAME
         try:
-            previous = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            previous = []
+            text = manifest.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        try:
+            previous = json.loads(text)["files"]
+        except (ValueError, KeyError, TypeError):  # cut short by a kill mid-append: every complete name counts
+            previous = [json.loads(quoted) for quoted in re.findall(r'^("(?:[^"\\]|\\.)*"),?$', text, flags=re.M)]
         for name in previous:
             target = (self.path / name).resolve()
             if target.parent == self.path.resolve() and target.is_file():  # never outside the folder
@@ -72,9 +76,17 @@ class OutputFolder:
             manifest.unlink()
 
     def add(self, *paths: str | Path) -> None:
-        """Record files written by this run (the manifest is rewritten atomically)."""
-        self.written.extend(Path(p).name for p in paths)
-        atomic_write_json(self.path / MANIFEST_NAME, {"files": self.written})
+        """Record files written by this run: appended in place, so the manifest stays valid JSON
+        (``{"files": [...]}``) after each call and the cost does not grow with the run."""
+        lines = ",\n".join(json.dumps(Path(p).name) for p in paths)
+        manifest = self.path / MANIFEST_NAME
+        if not manifest.is_file():
+            manifest.write_text('{"files": [\n' + lines + _MANIFEST_END, encoding="utf-8")
+            return
+        with open(manifest, "r+", encoding="utf-8") as f:
+            f.seek(0, 2)
+            f.seek(f.tell() - len(_MANIFEST_END))
+            f.write(",\n" + lines + _MANIFEST_END)
 
     def __exit__(self, *exc) -> None:
         if self._lock is not None:
