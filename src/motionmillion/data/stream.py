@@ -115,20 +115,23 @@ class BlockShuffledWindows(torch.utils.data.IterableDataset):
         size = self.config.shuffle_blocks
         return [mine[i : i + size] for i in range(0, len(mine), size)]
 
-    def _read(self, fd: int, block: int) -> tuple[np.ndarray, int]:
+    def _span(self, block: int) -> tuple[int, int, int]:
+        """A block's first frame, its byte offset in the file and its size in bytes."""
         first, last = self.block_edges[block], self.block_edges[block + 1] - 1
         begin, end = int(self.starts[first]), int(self.starts[last] + self.lengths[last])
-        where, size = self.offset + begin * self.row_bytes, (end - begin) * self.row_bytes
+        return begin, self.offset + begin * self.row_bytes, (end - begin) * self.row_bytes
+
+    def _read(self, fd: int, block: int) -> tuple[np.ndarray, int]:
+        begin, where, size = self._span(block)
         data = os.pread(fd, size, where)
         if self.config.drop_read_blocks:
             os.posix_fadvise(fd, where, size, os.POSIX_FADV_DONTNEED)
-        return np.frombuffer(data, dtype=np.float32).reshape(end - begin, self.dim), begin
+        return np.frombuffer(data, dtype=np.float32).reshape(-1, self.dim), begin
 
     def _announce(self, fd: int, block: int) -> None:
         """Ask the kernel to start reading a block we will need next (asynchronous read-ahead)."""
-        first, last = self.block_edges[block], self.block_edges[block + 1] - 1
-        begin, end = int(self.starts[first]), int(self.starts[last] + self.lengths[last])
-        os.posix_fadvise(fd, self.offset + begin * self.row_bytes, (end - begin) * self.row_bytes, os.POSIX_FADV_WILLNEED)
+        _, where, size = self._span(block)
+        os.posix_fadvise(fd, where, size, os.POSIX_FADV_WILLNEED)
 
     def _group_windows(self, group: np.ndarray) -> int:
         return int(sum(self.block_edges[b + 1] - self.block_edges[b] for b in group))
