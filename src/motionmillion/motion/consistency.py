@@ -114,22 +114,20 @@ def load_skeleton(path: str | Path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def consistent_skeleton(
-    features: np.ndarray, skeleton: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotations (T, 22, 3, 3), root positions (T, 3) and the rigid skeleton (22, 3) of a 272 motion.
+def consistent_skeleton(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotations (T, 22, 3, 3), root positions (T, 3) and the motion's own least-squares rigid skeleton
+    (22, 3) of a 272 motion (on a given skeleton, e.g. the training data's: :func:`make_consistent_many`).
 
-    ``skeleton`` None: the motion's own least-squares skeleton. The decoded rotations are turned (twist
-    kept) so every bone points where the decoded joints say, when forward kinematics of the turned
-    rotations is closer to the decoded joints than that of the decoded ones (a generated motion; an
-    imported clip is consistent already and comes back as it is).
+    The decoded rotations are turned (twist kept) so every bone points where the decoded joints say,
+    when forward kinematics of the turned rotations is closer to the decoded joints than that of the
+    decoded ones (a generated motion; an imported clip is consistent already and comes back as it is).
     """
     features = validate_features(features)
     rotations, root = decode_rotations(features)
     joints = decode_joints(features)
-    offsets = fit_offsets(joints, rotations) if skeleton is None else np.asarray(skeleton, dtype=np.float64)
+    offsets = fit_offsets(joints, rotations)
     aligned = align_rotations_to_positions(rotations, joints, offsets)
-    aligned_offsets = fit_offsets(joints, aligned) if skeleton is None else offsets
+    aligned_offsets = fit_offsets(joints, aligned)
 
     def error(rot: np.ndarray, off: np.ndarray) -> float:
         return float(np.linalg.norm(forward_kinematics(rot, root, off) - joints, axis=-1).mean())
