@@ -96,8 +96,6 @@ class MotionPipeline:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None) -> MotionPipeline:
         """Load a pipeline folder; ``None`` = the bundled default model."""
-        import torch
-
         from motionmillion.generator.model import MotionGPT
         from motionmillion.text import TextEncoder
 
@@ -347,12 +345,9 @@ class MotionPipeline:
         features = self._features_many(codes)
         return [self._motion(request, ids, f) for request, ids, f in zip(requests, codes, features)]
 
-    def _motion(
-        self, request: GenerationRequest, codes: list[int], features: np.ndarray | None = None, **meta_extra
-    ) -> Motion:
-        """Decode one row's codes into a Motion (de-normalised features, the request in its meta);
-        ``features``: already made from them (a continuation), ``meta_extra``: more to record."""
-        features = self._features(codes) if features is None else features
+    def _motion(self, request: GenerationRequest, codes: list[int], features: np.ndarray, **meta_extra) -> Motion:
+        """A Motion of the features decoded from one row's ``codes`` (the request in its meta);
+        ``meta_extra``: more to record."""
         meta = {**request.meta, "seed": request.seed, "tokens": len(codes), "requested_seconds": request.seconds,
                 "guidance": request.guidance, "temperature": request.temperature, "top_k": request.top_k,
                 "top_p": request.top_p, **meta_extra}  # fmt: skip
@@ -364,25 +359,9 @@ class MotionPipeline:
         return Motion(features, fps=self.fps, text=request.prompt, meta=meta)
 
     # ---------------------------------------------------------------- decoding (every path goes through here)
-    def _decode(self, codes: Sequence[int]) -> np.ndarray:
-        """De-normalised features (4 frames per code) exactly as the tokenizer decodes ``codes``."""
-        import torch
-
-        ids = torch.tensor([list(codes)], dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            normalized = self.tokenizer.decode(ids)[0].float().cpu().numpy()
-        return self.normalizer.denormalize(normalized.astype(np.float64))
-
-    def _consistent(self, features: np.ndarray) -> np.ndarray:
-        """One motion in every output: features, joints, rotations, BVH and video from one rigid skeleton."""
-        return make_consistent(features, self.skeleton).astype(np.float32)
-
-    def _features(self, codes: Sequence[int]) -> np.ndarray:
-        return self._consistent(self._decode(codes))
-
-    def _features_many(self, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """``_features`` of several rows: rows of one length decoded in one tokenizer call, and all made
-        consistent together (the per-frame work of a batch done at once)."""
+    def _decode_many(self, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """De-normalised features (4 frames per code) exactly as the tokenizer decodes each row of codes;
+        rows of one length are decoded in one tokenizer call."""
         import torch
 
         decoded: list[np.ndarray | None] = [None] * len(rows)
@@ -395,7 +374,22 @@ class MotionPipeline:
                 normalized = self.tokenizer.decode(ids).float().cpu().numpy()
             for i, motion in zip(indices, normalized):
                 decoded[i] = self.normalizer.denormalize(motion.astype(np.float64))
-        return [f.astype(np.float32) for f in make_consistent_many(decoded, self.skeleton)]
+        return decoded
+
+    def _decode(self, codes: Sequence[int]) -> np.ndarray:
+        return self._decode_many([codes])[0]
+
+    def _consistent(self, features: np.ndarray) -> np.ndarray:
+        """One motion in every output: features, joints, rotations, BVH and video from one rigid skeleton."""
+        return make_consistent(features, self.skeleton).astype(np.float32)
+
+    def _features(self, codes: Sequence[int]) -> np.ndarray:
+        """The motion of one row of codes: decoded, then made consistent (float32)."""
+        return self._features_many([codes])[0]
+
+    def _features_many(self, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """``_features`` of several rows, all made consistent together (the per-frame work of a batch done once)."""
+        return [f.astype(np.float32) for f in make_consistent_many(self._decode_many(rows), self.skeleton)]
 
     # ---------------------------------------------------------------- timelines, continuation, streaming
     def _token_budget(self, seconds: float | None) -> tuple[int, int, int | None]:
