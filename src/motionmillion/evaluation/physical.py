@@ -55,6 +55,7 @@ def foot_skating(
     :func:`foot_contacts`. Returns 0.0 when no foot is ever in contact (e.g. a one-frame clip or
     a jump). Lower is better; a perfectly planted foot gives exactly 0.
     """
+    joints = _check_joints(joints, fps)
     contact = foot_contacts(joints, fps, contact_heights, contact_max_speed, floor_height)
     if not contact.any():
         return 0.0
@@ -70,6 +71,7 @@ def skating_ratio(
     floor_height: float = 0.0,
 ) -> float:
     """Fraction of frame transitions where at least one foot joint in contact slides faster than ``slide_speed``."""
+    joints = _check_joints(joints, fps)
     contact = foot_contacts(joints, fps, contact_heights, contact_max_speed, floor_height)
     if len(contact) == 0:
         return 0.0
