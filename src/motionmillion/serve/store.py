@@ -28,11 +28,6 @@ MEDIA_TYPES = {"npy": "application/octet-stream", "json": "application/json", "b
                "mp4": "video/mp4", "glb": "model/gltf-binary"}  # fmt: skip
 
 
-def derived_formats() -> tuple[str, ...]:
-    """Formats made on demand; glTF only once ``Motion.to_gltf`` exists in the installed library."""
-    return ("bvh", "mp4", "glb") if hasattr(Motion, "to_gltf") else ("bvh", "mp4")
-
-
 class MotionStore:
     def __init__(self, folder: Path | None, max_bytes: int):
         self._owned = folder is None  # a temporary folder is removed on close
@@ -44,9 +39,7 @@ class MotionStore:
         self._render_locks: dict[tuple[str, str], threading.Lock] = {}
         self._adopt_existing()
 
-    @property
-    def formats(self) -> tuple[str, ...]:
-        return EAGER + derived_formats()
+    formats = EAGER + ("bvh", "mp4", "glb")
 
     def _adopt_existing(self) -> None:
         """Keep the motions a previous run left in a --cache-dir, oldest first."""
