@@ -150,14 +150,6 @@ class Server:
         self.store = MotionStore(config.cache_dir, config.cache_max_bytes)
         self.exclusive_jobs = 0  # timelines and streams waiting for or on the generation thread
 
-    @property
-    def streams(self) -> bool:
-        return hasattr(self.pipe, "stream")
-
-    @property
-    def timelines(self) -> bool:
-        return hasattr(self.pipe, "compose") and hasattr(self.pipe, "timeline")
-
     def _generate(self, requests: Sequence) -> list[Motion]:
         """Runs on the generation thread: one batched pipeline call for the whole batch."""
         return list(self.pipe.generate(requests, batch_size=self.config.max_batch))
@@ -173,8 +165,6 @@ class Server:
             raise HTTPException(422, f"seconds: {body.seconds:g} is longer than the longest motion, {self.max_seconds:g} s")
         if body.num_samples > self.config.max_num_samples:
             raise HTTPException(422, f"num_samples: {body.num_samples} is more than the limit, {self.config.max_num_samples}")
-        if body.segments is not None and not self.timelines:
-            raise HTTPException(422, "segments: this version of motionmillion has no timelines; send a prompt")
         if body.segments is not None and len(body.segments) > self.config.max_segments:
             raise HTTPException(422, f"segments: {len(body.segments)} is more than the limit, {self.config.max_segments}")
         seed = body.seed if body.seed is not None else random.SystemRandom().randrange(SEED_RANGE // 2)
@@ -231,9 +221,10 @@ class Server:
         except ValueError as err:  # the pipeline refused this request
             raise HTTPException(422, str(err)) from None
 
-    def chunked(self, plan: Plan) -> bool:
+    @staticmethod
+    def chunked(plan: Plan) -> bool:
         """Frames stream while generating with ``pipe.stream``; fix_feet cleans a whole motion at once."""
-        return self.streams and not plan.body.fix_feet
+        return not plan.body.fix_feet
 
     def open_stream(self, plan: Plan) -> AsyncIterator[tuple[int, np.ndarray, np.ndarray]]:
         """Queue a plan now (429 here) and return its (start frame, joints, features) chunks: from
@@ -331,8 +322,8 @@ class Server:
                        "max_queue": self.config.max_queue, "request_timeout_s": self.config.request_timeout_s},  # fmt: skip
             "batching": {"max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms},
             "formats": list(self.store.formats),
-            "timelines": self.timelines,
-            "streaming": "chunks while generating" if self.streams else "one chunk once generated",
+            "timelines": True,
+            "streaming": "chunks while generating",
             "model": {"folder": folder.name if folder else None, "generator_preset": getattr(config, "preset", None),
                       "codebook_size": config.codebook_size},  # fmt: skip
             **card,
@@ -492,8 +483,7 @@ def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
 
         async def events() -> AsyncIterator[bytes]:
             note = "frames arrive while the motion is generated" if chunked else (
-                "fix_feet cleans the whole motion at once: one chunk" if server.streams else
-                "this library has no streaming generation: the whole motion is sent as one chunk once made")
+                "fix_feet cleans the whole motion at once: one chunk")
             yield _sse("start", orjson.dumps({"prompt": plan.prompt, "seed": plan.requests[0].seed,
                                                "fps": float(pipe.fps), "chunked": chunked, "note": note}))  # fmt: skip
             features = []
