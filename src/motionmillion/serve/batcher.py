@@ -40,11 +40,20 @@ class _Job:
 
 @dataclass
 class BatchStats:
-    batches: int = 0
-    items: int = 0
-    largest_batch: int = 0
     generating_seconds: float = 0.0  # time the worker spent in generate(): busy / wall = how fed it is
     sizes: Counter = field(default_factory=Counter)  # batch size -> how many batches had it
+
+    @property
+    def batches(self) -> int:
+        return self.sizes.total()
+
+    @property
+    def items(self) -> int:
+        return sum(size * count for size, count in self.sizes.items())
+
+    @property
+    def largest_batch(self) -> int:
+        return max(self.sizes, default=0)
 
 
 class Batcher:
@@ -141,9 +150,6 @@ class Batcher:
         while True:
             batch = await self._next_batch()
             items = [item for job in batch for item in job.items]
-            self.stats.batches += 1
-            self.stats.items += len(items)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(items))
             self.stats.sizes[len(items)] += 1
             started = time.perf_counter()
             try:
