@@ -7,7 +7,6 @@ preset, ``tiny`` exists for tests. Any field can be overridden with ``section.fi
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -142,15 +141,6 @@ def _from_dict(cls, data: dict[str, Any]):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**data)
-
-
-def tokenizer_config_from_json(path: str | Path) -> TokenizerConfig:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read tokenizer config: {error}") from error
-    return tokenizer_config_from_dict(data, path)
 
 
 def tokenizer_config_from_dict(data: dict, path: str | Path) -> TokenizerConfig:

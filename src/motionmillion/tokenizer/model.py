@@ -176,8 +176,8 @@ class MotionTokenizer(nn.Module):
     # --- folders: config.json + model.safetensors ------------------------------------------------
 
     def save_pretrained(self, folder: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        config = config_to_json(self.config)
-        config.pop("model_type")
+        # codebook_size and frames_per_token are derived; written for readers, checked on loading.
+        config = {**asdict(self.config), "codebook_size": self.codebook_size, "frames_per_token": self.frames_per_token}
         save_model_folder(folder, MODEL_TYPE, config, state_dict if state_dict is not None else self.state_dict())
 
     @classmethod
@@ -190,11 +190,3 @@ class MotionTokenizer(nn.Module):
         load_weights(folder, model)
         return model.to(map_location).eval()
 
-
-def config_to_json(config: TokenizerConfig) -> dict:
-    return {
-        "model_type": MODEL_TYPE,
-        **asdict(config),
-        "codebook_size": config.codebook_size,  # informational, derived from levels
-        "frames_per_token": config.frames_per_token,
-    }
