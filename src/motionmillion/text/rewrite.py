@@ -22,13 +22,12 @@ one of two back-ends behind :class:`Rewriter`:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -46,7 +45,6 @@ EMBEDDING_SCALE = 127.0
 DEFAULT_COVERAGE_THRESHOLD = 0.305
 COVERAGE_NEIGHBOURS = 3
 COVERAGE_TEMPERATURE = 0.1
-MIN_SECONDS = 1.0  # shortest duration a rewrite estimates (the pipeline's shortest request)
 NEIGHBOURS = 16  # captions that vote for the movement a prompt is rewritten to
 VOTE_TEMPERATURE = 0.02  # softmax temperature over cosine similarities for the vote
 UNKNOWN = "unknown"
@@ -94,7 +92,7 @@ class CaptionBank:
     def __len__(self) -> int:
         return len(self.captions)
 
-    @functools.cached_property
+    @cached_property
     def side_allowed(self) -> dict[str, np.ndarray]:
         """For "left" and "right": which captions name no other side (computed once per bank)."""
         sides = [set(_sides(caption)) for caption in self.captions]
@@ -500,12 +498,13 @@ def _style_examples(bank: CaptionBank, count: int = 12) -> list[str]:
     return list(seen.values())[:count]
 
 
-
 def understood_requests(pipe, requests: list, rewrite: bool = False, rewriter: str | Rewriter | None = None) -> list:
     """``GenerationRequest``s with :func:`understand`'s answer in their meta (so it reaches Motion.meta).
     With ``rewrite``, ``meta["prompt_used"]`` is what the generator is conditioned on and a request without
     a duration gets the estimated one. Requests already understood (meta has "coverage") pass unchanged."""
     import dataclasses
+
+    from motionmillion.pipeline import MIN_SECONDS  # an estimated duration is never shorter than a request may be
 
     todo = list(dict.fromkeys(r.prompt.strip() for r in requests if "coverage" not in r.meta))
     if not todo:
