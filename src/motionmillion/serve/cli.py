@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from motionmillion.serve.config import ServeConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -15,15 +17,15 @@ def serve_command(
     model: Path | None = typer.Option(None, "--model", help="Pipeline folder (default: the bundled model)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (the API has no authentication)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
-    max_batch: int = typer.Option(32, "--max-batch", help="Most motions in one batched sampler call."),
-    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", help="Longest wait for company before a batch starts."),
-    max_queue: int = typer.Option(256, "--max-queue", help="Requests waiting for the generator; more get a 429."),
-    request_timeout: float = typer.Option(60.0, "--request-timeout", help="Seconds a request may queue + generate."),
-    max_prompt_chars: int = typer.Option(500, "--max-prompt-chars"),
-    max_num_samples: int = typer.Option(8, "--max-num-samples"),
+    max_batch: int = typer.Option(ServeConfig.max_batch, "--max-batch", help="Most motions in one batched sampler call."),
+    max_wait_ms: float = typer.Option(ServeConfig.max_wait_ms, "--max-wait-ms", help="Longest wait for company before a batch starts."),
+    max_queue: int = typer.Option(ServeConfig.max_queue, "--max-queue", help="Requests waiting for the generator; more get a 429."),
+    request_timeout: float = typer.Option(ServeConfig.request_timeout_s, "--request-timeout", help="Seconds a request may queue + generate."),
+    max_prompt_chars: int = typer.Option(ServeConfig.max_prompt_chars, "--max-prompt-chars"),
+    max_num_samples: int = typer.Option(ServeConfig.max_num_samples, "--max-num-samples"),
     max_seconds: float | None = typer.Option(None, "--max-seconds", help="Longest motion (default: the model's)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Folder for generated files (default: temporary)."),
-    cache_max_mb: float = typer.Option(512.0, "--cache-max-mb", help="Size of that folder; oldest motions go first."),
+    cache_max_mb: float = typer.Option(ServeConfig.cache_max_bytes / 2**20, "--cache-max-mb", help="Size of that folder; oldest motions go first."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and the browser studio at /."""
@@ -31,12 +33,11 @@ def serve_command(
 
     from motionmillion.pipeline import MotionPipeline
     from motionmillion.serve.app import create_app
-    from motionmillion.serve.config import ServeConfig
 
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
                          request_timeout_s=request_timeout, max_prompt_chars=max_prompt_chars,
                          max_num_samples=max_num_samples, max_seconds=max_seconds, cache_dir=cache_dir,
-                         cache_max_bytes=int(cache_max_mb * 1024 * 1024))  # fmt: skip
+                         cache_max_bytes=int(cache_max_mb * 2**20))  # fmt: skip
     start = time.perf_counter()
     pipe = MotionPipeline.from_pretrained(model, device=device)
     warm_up(pipe)
