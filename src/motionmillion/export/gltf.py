@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
-from scipy.spatial.transform import Rotation
 
+from motionmillion.export.retarget import motion_skeleton
+from motionmillion.motion.kinematics import forward_kinematics
 from motionmillion.motion.motion import Motion
+from motionmillion.motion.rotations import matrix_to_quaternion
 from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, children
 
 # Capsule radius (metres) of the bone that ends at each joint; the bone is skinned to its parent joint.
@@ -126,7 +128,7 @@ class _Blob:
 
 def _continuous_quaternions(matrices: np.ndarray) -> np.ndarray:
     """(T, 3, 3) -> (T, 4) xyzw, signs flipped so neighbouring keys interpolate the short way."""
-    quats = Rotation.from_matrix(matrices).as_quat()
+    quats = matrix_to_quaternion(matrices)
     flips = np.cumprod(np.where(np.sum(quats[1:] * quats[:-1], axis=1) < 0, -1.0, 1.0))
     quats[1:] *= flips[:, None]
     return quats
@@ -134,13 +136,9 @@ def _continuous_quaternions(matrices: np.ndarray) -> np.ndarray:
 
 def build_gltf(motion: Motion) -> gl.GLTF2:
     """The glTF document (with its binary blob set) for ``motion``."""
-    from motionmillion.export.retarget import motion_skeleton
-
     rotations, root, offsets, _ = motion_skeleton(motion)
-    rest = np.zeros((NUM_JOINTS, 3))  # T-pose, pelvis at its first-frame place
-    rest[0] = root[0]
-    for j in range(1, NUM_JOINTS):
-        rest[j] = rest[PARENTS[j]] + offsets[j]
+    # T-pose (every rotation the identity), pelvis at its first-frame place.
+    rest = forward_kinematics(np.tile(np.eye(3), (1, NUM_JOINTS, 1, 1)), root[:1], offsets)[0]
 
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator="motionmillion"))
     blob = _Blob(gltf)

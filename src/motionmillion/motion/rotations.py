@@ -70,6 +70,12 @@ def matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
     return flat.reshape(*matrix.shape[:-2], 3)
 
 
+def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 4) unit quaternions, scalar last (x, y, z, w) as glTF stores them."""
+    flat = Rotation.from_matrix(matrix.reshape(-1, 3, 3)).as_quat()
+    return flat.reshape(*matrix.shape[:-2], 4)
+
+
 def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     """Intrinsic Euler angles in degrees, in BVH channel order (e.g. "ZXY" means R = Rz Rx Ry)."""
     flat = Rotation.from_euler(order.upper(), angles_deg.reshape(-1, 3), degrees=True).as_matrix()
