@@ -8,9 +8,7 @@ come from the tokenizer and the text encoder, so a preset only fixes the transfo
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from motionmillion.text.encoders import DEFAULT_TEXT_ENCODER
@@ -96,31 +94,10 @@ class GeneratorConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"format"})
+        unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown generator config keys: {unknown}")
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def load(cls, path: str | Path) -> GeneratorConfig:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "config.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: generator config.json is missing") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
-        try:
-            return cls.from_dict(data)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: {err}") from err
-
-    def save(self, path: str | Path) -> None:
-        from motionmillion.utils.io import atomic_write_json
-
-        atomic_write_json(path, {"format": "motionmillion-generator", **self.to_dict()})
 
 
 # name -> (n_layer, n_head, n_embd). Paper shapes from the fact sheet, table 4.2.
