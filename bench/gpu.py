@@ -67,9 +67,9 @@ class Report:
         self.data: dict = {}
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)
+        from motionmillion.utils.io import atomic_write_json
+
+        atomic_write_json(self.path, self.data)
 
 
 def sync() -> None:
