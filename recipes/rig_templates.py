@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from motionmillion.motion import local_to_global, rotations_from_positions
-from motionmillion.motion.bvh import Skeleton, load_bvh_joints, read_bvh, world_transforms, write_skeleton_bvh
+from motionmillion.motion.bvh import Skeleton, load_bvh_joints, mapped_joints, read_bvh, world_transforms, write_skeleton_bvh
 from motionmillion.motion.rigs import BANDAI, CMU_DAZ
 from motionmillion.motion.skeleton import JOINT_NAMES
 
@@ -82,21 +82,9 @@ def _subset(data, keep: list[int]) -> Skeleton:
     return Skeleton([data.names[j] for j in keep], parents, data.offsets[keep].copy(), ends)
 
 
-def _needed(data, mapping) -> list[int]:
-    """The joints the mapping names and all their ancestors, in file order."""
-    lowered = [n.lower() for n in data.names]
-    needed = set()
-    for ref in mapping.all_sources():
-        j = lowered.index(ref.joint.lower())
-        while j >= 0:
-            needed.add(j)
-            j = int(data.parents[j])
-    return sorted(needed)
-
-
 def cmu() -> None:
     data = read_bvh(CMU_CLIP)
-    skeleton = _subset(data, _needed(data, CMU_DAZ))
+    skeleton = _subset(data, mapped_joints(data, CMU_DAZ))
     for j, name in enumerate(skeleton.names):  # leaves that lost their fingers/eyes get a short End Site
         if not skeleton.children(j) and j not in skeleton.end_sites:
             direction = skeleton.offsets[j] / np.linalg.norm(skeleton.offsets[j])

@@ -410,6 +410,20 @@ def _end_site_of(data: BVHData, name: str) -> int:
     raise BVHError(f"{data.path}: the rig needs an End Site under {name!r}, which has none")
 
 
+def mapped_joints(data: BVHData, rig: RigMapping) -> list[int]:
+    """The joints ``rig`` refers to and all their ancestors, in file order (parent first, as any sorted
+    subset of ancestors is); a :class:`BVHError` names a joint or End Site the file lacks."""
+    needed = set()
+    for ref in rig.all_sources():
+        j = _joint_index(data, ref.joint)
+        if ref.end_site:
+            _end_site_of(data, ref.joint)
+        while j >= 0 and j not in needed:
+            needed.add(j)
+            j = int(data.parents[j])
+    return sorted(needed)
+
+
 def load_bvh_joints(
     path: str | Path,
     rig: str | RigMapping | None = None,
@@ -443,16 +457,7 @@ def load_bvh_joints(
     if up not in _UP_AXIS_TO_Y:
         raise BVHError(f"{data.path}: unknown up axis {up!r} (use one of {sorted(_UP_AXIS_TO_Y)})")
 
-    # Only the referenced joints and their ancestors need transforms.
-    needed = set()
-    for ref in mapping.all_sources():
-        j = _joint_index(data, ref.joint)
-        if ref.end_site:
-            _end_site_of(data, ref.joint)
-        while j >= 0 and j not in needed:
-            needed.add(j)
-            j = int(data.parents[j])
-    subset = sorted(needed)  # file order is parent-first, and so is any sorted subset of ancestors
+    subset = mapped_joints(data, mapping)  # only these need transforms
     remap = {j: k for k, j in enumerate(subset)}
     parents = np.array([remap.get(int(data.parents[j]), -1) for j in subset])
 
