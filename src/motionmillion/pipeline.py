@@ -335,15 +335,24 @@ class MotionPipeline:
         from motionmillion.generator.sample import sample_tokens
 
         budgets = [self._token_budget(r.seconds) for r in requests]
-        encoded = self.text_encoder.encode([r.conditioning_text for r in requests])
-        device = self.device
+        features, mask = self._encode_texts([r.conditioning_text for r in requests])
         codes = sample_tokens(
-            self.generator, encoded.features.to(device), encoded.mask.to(device), seeds=[r.seed for r in requests],
+            self.generator, features, mask, seeds=[r.seed for r in requests],
             min_tokens=[low for low, _, _ in budgets], max_tokens=[high for _, high, _ in budgets],
             options=_sampling_options(requests[0], use_cache), target_tokens=[target for _, _, target in budgets],
         )  # fmt: skip
         features = self._features_many(codes)
         return [self._motion(request, ids, f) for request, ids, f in zip(requests, codes, features)]
+
+    def _encode_texts(self, texts: list[str]):
+        """Text features and mask (on the pipeline's device) of each text, every distinct text encoded once
+        (the samples of one prompt share it); the rows are those of encoding ``texts`` itself."""
+        import torch
+
+        distinct = list(dict.fromkeys(texts))
+        encoded = self.text_encoder.encode(distinct)
+        rows = torch.tensor([distinct.index(text) for text in texts])
+        return encoded.features[rows].to(self.device), encoded.mask[rows].to(self.device)
 
     def _motion(self, request: GenerationRequest, codes: list[int], features: np.ndarray, **meta_extra) -> Motion:
         """A Motion of the features decoded from one row's ``codes`` (the request in its meta);
@@ -603,8 +612,7 @@ class MotionPipeline:
         window = self._context_tokens(context_seconds)
         history = list(context)
         end_id = self.generator.config.end_id
-        device = self.device
-        texts = self.text_encoder.encode([r.conditioning_text for r in requests])  # one call: a 60 s timeline has 12
+        features, mask = self._encode_texts([r.conditioning_text for r in requests])  # one call: a 60 s timeline has 12
         budgets = self._segment_budgets(requests)
         for index, request in enumerate(requests):
             low, high, target = budgets[index]
@@ -612,9 +620,8 @@ class MotionPipeline:
             self._check_room(request, len(before), f"segment {index + 1}")
             high = min(high, self.max_tokens - len(before))  # a motion that ends itself stays in the budget
             low = min(low, high)
-            features, mask = texts.features[index : index + 1].to(device), texts.mask[index : index + 1].to(device)
             steps = iter_tokens(
-                self.generator, features, mask, [request.seed], [low], [high],
+                self.generator, features[index : index + 1], mask[index : index + 1], [request.seed], [low], [high],
                 _sampling_options(request, use_cache=True), context=torch.tensor([before], dtype=torch.long),
                 target_tokens=[target],
             )  # fmt: skip
