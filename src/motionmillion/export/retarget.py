@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion.bvh import Skeleton, read_bvh, world_transforms, write_skeleton_bvh
-from motionmillion.motion.kinematics import forward_kinematics, local_to_global
+from motionmillion.motion.kinematics import fit_offsets, forward_kinematics, local_to_global
 from motionmillion.motion.motion import Motion
 from motionmillion.motion.representation import InvalidMotionError
-from motionmillion.motion.rigs import RIGS, RigMapping, UnknownRigError, resolve_rig, rig_template_path
+from motionmillion.motion.rigs import RIG_ALIASES, RIGS, RigMapping, UnknownRigError, resolve_rig, rig_template_path
 from motionmillion.motion.rotations import kabsch, rotation_between
 from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -61,8 +61,6 @@ def export_rigs() -> list[str]:
 
 def describe_rigs() -> list[tuple[str, str]]:
     """(name, description with any other names it answers to) of every export rig."""
-    from motionmillion.motion.rigs import RIG_ALIASES
-
     out = []
     for name in export_rigs():
         aliases = [alias for alias, target in RIG_ALIASES.items() if target == name]
@@ -123,8 +121,6 @@ def motion_skeleton(motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """(local rotations, root positions, offsets, joints) of the motion's rigid skeleton, as the BVH and
     glTF exports play it: the offsets are the least-squares fit, the joints their forward kinematics
     (equal to ``motion.joints`` for a consistent motion such as any real clip)."""
-    from motionmillion.motion.kinematics import fit_offsets
-
     rotations = motion.rotations
     root = motion.root_positions
     offsets = fit_offsets(motion.joints, rotations)
