@@ -37,6 +37,10 @@ LABEL_NAMES = {"wave-left": "wave-left-hand", "wave-right": "wave-right-hand", "
 SAME = [{"bye", "wave-right-hand"}, {"byebye", "wave-both-hands"}, {"respond", "raise-up-left-hand"}]
 
 
+def read_jsonl(name: str) -> list[dict]:
+    return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def pick_threshold(absent: np.ndarray, known_para: np.ndarray, max_false: float = 0.10) -> float:
     """Highest share of absent prompts flagged with at most ``max_false`` of the paraphrases flagged."""
     candidates = np.unique(np.concatenate([absent, known_para])) + 1e-6
@@ -54,9 +58,8 @@ def main() -> None:
     bank = pipeline_bank(pipe)
     if bank is None:
         raise SystemExit(f"{pipe.folder}: no caption bank")
-    paraphrases = [json.loads(line) for line in (EVAL / "paraphrases.jsonl").read_text().splitlines() if line.strip()]
-    eval_rows = [json.loads(line) for line in (EVAL / "eval_prompt_coverage.jsonl").read_text().splitlines() if line.strip()]
-    check_rows = [json.loads(line) for line in (EVAL / "coverage_check.jsonl").read_text().splitlines() if line.strip()]
+    paraphrases, eval_rows = read_jsonl("paraphrases.jsonl"), read_jsonl("eval_prompt_coverage.jsonl")
+    check_rows = read_jsonl("coverage_check.jsonl")
     prompts = [p["prompt"] for p in paraphrases] + [r["prompt"] for r in eval_rows]
 
     understand(pipe, prompts[:2], rewrite=True)  # warm-up (loads the bank)
