@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import math
 import random
 import shutil
@@ -42,8 +41,6 @@ from motionmillion.motion.consistency import (
     save_skeleton,
 )
 from motionmillion.motion.representation import decode_joints, decode_rotations
-
-log = logging.getLogger(__name__)
 
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
 MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
