@@ -39,7 +39,7 @@ class ContactConfig:
     max_rest_height: tuple[float, float] = (0.15, 0.08)  # (ankle, toe)
     # Sliding feet must still count as "in contact" (that is what we fix), so this only rules out
     # swinging feet (m/s).
-    max_speed: float = 1.0
+    max_speed: float = DEFAULT_CONTACT_MAX_SPEED
     # Odd number of frames of the median filter over the contact flags (1 disables it).
     median_window: int = 5
     # Floor estimate: mean of this percentile band of the per-frame lowest foot height.
