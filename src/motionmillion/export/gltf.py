@@ -67,8 +67,6 @@ class _MeshBuilder:
                 tris += [(i0, i1, j1), (i0, j1, j0)]
         tris = np.array(tris)
         # Drop the triangles that degenerate at the poles (all ring vertices coincide there).
-        pole = np.zeros(len(verts), bool)
-        pole[:segments] = pole[-segments:] = True
         area = np.linalg.norm(np.cross(verts[tris[:, 1]] - verts[tris[:, 0]], verts[tris[:, 2]] - verts[tris[:, 0]]), axis=1)
         tris = tris[area > 1e-12]
         self._add(verts, norms, tris, joint)
