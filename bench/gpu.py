@@ -199,7 +199,6 @@ def engine_cache_clear() -> None:
 
 
 def section_train(report: Report, smoke: bool, global_batch: int, budget_s: float, smoke_compile: bool) -> dict:
-    from motionmillion.generator.model import MotionGPT
     from motionmillion.generator.parallelize import adamw, parallelize
 
     started = time.perf_counter()

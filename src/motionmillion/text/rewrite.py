@@ -504,7 +504,7 @@ def understood_requests(pipe, requests: list, rewrite: bool = False, rewriter: s
     a duration gets the estimated one. Requests already understood (meta has "coverage") pass unchanged."""
     import dataclasses
 
-    from motionmillion.pipeline import MIN_SECONDS  # an estimated duration is never shorter than a request may be
+    from motionmillion.pipeline import MIN_SECONDS
 
     todo = list(dict.fromkeys(r.prompt.strip() for r in requests if "coverage" not in r.meta))
     if not todo:
@@ -517,7 +517,7 @@ def understood_requests(pipe, requests: list, rewrite: bool = False, rewriter: s
             out.append(request)
             continue
         changes: dict = {"meta": {**request.meta, **answer.meta()}}
-        if request.seconds is None and answer.seconds is not None:
+        if request.seconds is None and answer.seconds is not None:  # never shorter than a request may be
             changes["seconds"] = max(MIN_SECONDS, answer.seconds)
         out.append(dataclasses.replace(request, **changes))
     return out
