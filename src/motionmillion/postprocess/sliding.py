@@ -23,7 +23,7 @@ import numpy as np
 
 from motionmillion.motion import forward_kinematics, local_to_global, validate_features
 from motionmillion.motion.consistency import consistent_skeleton, encode_consistent
-from motionmillion.motion.contact import CONTACT_JOINTS, DEFAULT_CONTACT, ContactConfig, contact_runs, foot_contacts
+from motionmillion.motion.contact import CONTACT_JOINTS, ContactConfig, contact_runs, foot_contacts
 from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import FPS, NUM_JOINTS
 from motionmillion.postprocess.ik import LEFT_LEG, RIGHT_LEG, globals_to_locals, solve_leg
