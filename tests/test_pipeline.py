@@ -120,8 +120,6 @@ def test_missing_default_model_names_what_to_do(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("device, message", [("tpu", "not a torch device"), ("cuda", "not available on this machine")])
 def test_unusable_device_is_named_before_loading(pipeline_folder, device, message):
-    import torch
-
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(PromptError, match=message):
