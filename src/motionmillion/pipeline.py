@@ -312,12 +312,9 @@ class MotionPipeline:
         Requests with the same sampling options are sampled together, ``batch_size`` rows per KV-cached
         sampler call; each row's tokens depend only on its own prompt, options and seed.
         """
-        from motionmillion.text.rewrite import understood_requests
-
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise PromptError(f"batch_size must be a positive integer, got {batch_size!r}")
         requests = [self.check(r, where=f"request {i + 1}", warn=True) for i, r in enumerate(requests)]
-        requests = understood_requests(self, requests)  # coverage (and a warning) for every motion
         ready: dict[int, Motion] = {}
         next_index = 0
         for batch in _batches(requests, batch_size):
@@ -333,6 +330,7 @@ class MotionPipeline:
 
         budgets = [self._token_budget(r.seconds) for r in requests]
         features, mask = self._encode_texts([r.conditioning_text for r in requests])
+        requests = self._with_coverage(requests, features, mask)
         codes = sample_tokens(
             self.generator, features, mask, seeds=[r.seed for r in requests],
             min_tokens=[low for low, _, _ in budgets], max_tokens=[high for _, high, _ in budgets],
@@ -340,6 +338,25 @@ class MotionPipeline:
         )  # fmt: skip
         features = self._features_many(codes)
         return [self._motion(request, ids, f) for request, ids, f in zip(requests, codes, features)]
+
+    def _with_coverage(self, requests: list[GenerationRequest], features, mask) -> list[GenerationRequest]:
+        """Coverage (and a warning) in the meta of every request that has none yet, from the text features
+        that condition the generator, so a prompt is encoded once. Requests understood earlier (rewritten
+        ones, whose conditioning text is not the prompt) keep what they have."""
+        from motionmillion.text import sentence_embedding
+        from motionmillion.text.rewrite import understand
+
+        todo = [i for i, request in enumerate(requests) if "coverage" not in request.meta]
+        if not todo:
+            return requests
+        first = {requests[i].prompt: i for i in reversed(todo)}  # each distinct prompt once
+        rows = list(first.values())
+        embeddings = sentence_embedding(features[rows], mask[rows]).float().cpu().numpy()
+        answers = dict(zip(first, understand(self, list(first), embeddings=embeddings)))
+        out = list(requests)
+        for i in todo:
+            out[i] = dataclasses.replace(out[i], meta={**out[i].meta, **answers[out[i].prompt].meta()})
+        return out
 
     def _encode_texts(self, texts: list[str]):
         """Text features and mask (on the pipeline's device) of each text, every distinct text encoded once
