@@ -128,5 +128,37 @@ def test_cuda_graph_engine_matches_eager_replay():
     low, high = torch.tensor([2, 2, 2], device="cuda"), torch.tensor([12, 12, 12], device="cuda")
     for options in (SamplingOptions(temperature=0), SamplingOptions(temperature=1.0, top_p=0.9)):
         graphed = DecodeEngine(model, use_graphs=True).sample(features, mask, [1, 2, 3], low, high, options)
-        eager = DecodeEngine(model, use_graphs=False).sample(features, mask, [1, 2, 3], low, high, options, draw="device")
+        eager = DecodeEngine(model, use_graphs=False, compile_blocks=True).sample(features, mask, [1, 2, 3], low, high,
+                                                                                 options, draw="device")  # fmt: skip
         assert torch.equal(graphed, eager)
+
+
+def test_compiled_blocks_give_the_same_tokens():
+    """The engine's compiled block step (on by default on CUDA) against the plain one, here on the CPU."""
+    torch.manual_seed(0)
+    model = MotionGPT(tiny_config()).eval()
+    features, mask = text_batch([3, 5, 4])
+    low, high = torch.tensor([2, 2, 2]), torch.tensor([12, 12, 12])
+    for options in (SamplingOptions(temperature=0), SamplingOptions(temperature=1.0, top_k=10)):
+        plain = DecodeEngine(model, compile_blocks=False).sample(features, mask, [1, 2, 3], low, high, options, draw="device")
+        compiled_engine = DecodeEngine(model, compile_blocks=True)
+        compiled = compiled_engine.sample(features, mask, [1, 2, 3], low, high, options, draw="device")
+        assert all(runner.run_block is not None for runner in compiled_engine.runners.values())
+        assert torch.equal(plain, compiled)
+
+
+def test_runners_are_rebuilt_when_the_weights_move():
+    """A CUDA graph replays reads at capture-time addresses: after model.to(...) a kept runner would read
+    freed memory (an illegal memory access on the H200 when a test moved a model to bf16 and back)."""
+    torch.manual_seed(0)
+    model = MotionGPT(tiny_config()).eval()
+    features, mask = text_batch([3])
+    engine = DecodeEngine(model)
+    options = SamplingOptions(temperature=0)
+    first = engine.sample(features, mask, [1], torch.tensor([2]), torch.tensor([8]), options)
+    (runner,) = engine.runners.values()
+    engine.sample(features, mask, [1], torch.tensor([2]), torch.tensor([8]), options)
+    assert list(engine.runners.values()) == [runner]  # same weights: reused
+    model.to(torch.float64).to(torch.float32)  # new parameter tensors
+    again = engine.sample(features, mask, [1], torch.tensor([2]), torch.tensor([8]), options)
+    assert list(engine.runners.values()) != [runner] and torch.equal(first, again)

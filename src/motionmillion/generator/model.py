@@ -109,7 +109,12 @@ class CausalSelfAttention(nn.Module):
             cache_k[:, :, start : start + length] = k
             cache_v[:, :, start : start + length] = v
             k, v = cache_k[:, :, : start + length], cache_v[:, :, : start + length]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if isinstance(mask, torch.Tensor):
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:  # a flex-attention BlockMask (MotionGPT.flex_attention, compiled training on GPUs)
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(batch, length, dim))
 
 
@@ -156,6 +161,9 @@ class MotionGPT(nn.Module):
         self.final_norm = RMSNorm(config.n_embd, config.norm_eps)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size - 1, bias=False)  # untied; no PAD row
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Training attention through FlexAttention with the prefix-LM block mask instead of SDPA with a dense
+        # mask (which has no flash kernel); set by generator/parallelize.py, only worth it compiled.
+        self.flex_attention = False
         self.apply(self._init_weights)
         for name, param in self.named_parameters():  # GPT-2 scaling of residual projections
             if name.endswith(("attn.proj.weight", "mlp.down.weight")):
@@ -257,6 +265,22 @@ class MotionGPT(nn.Module):
         mask = mask | torch.eye(total, dtype=torch.bool, device=device)[None]
         return mask[:, None]
 
+    @staticmethod
+    def prefix_lm_block_mask(prefix_valid: torch.Tensor, num_motion: int):
+        """:meth:`prefix_lm_mask` as a FlexAttention ``BlockMask``: fully masked tiles are skipped."""
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        batch, prefix_len = prefix_valid.shape
+        total = prefix_len + num_motion
+        ones = torch.ones(batch, num_motion, dtype=torch.bool, device=prefix_valid.device)
+        key_valid = torch.cat([prefix_valid.bool(), ones], dim=1)
+
+        def mask_mod(b, h, q, kv):
+            allowed = (kv <= q) | ((q < prefix_len) & (kv < prefix_len))
+            return (allowed & key_valid[b, kv]) | (q == kv)
+
+        return create_block_mask(mask_mod, batch, None, total, total, device=prefix_valid.device)
+
     def add_length(self, x: torch.Tensor, remaining: torch.Tensor | None, first: int) -> torch.Tensor:
         """Add the length condition to the positions ``x[:, first:]`` (each predicts one motion token).
 
@@ -270,7 +294,9 @@ class MotionGPT(nn.Module):
         index = (remaining.long() + 1).clamp(0, self.length_embedding.num_embeddings - 1)
         return torch.cat([x[:, :first], x[:, first:] + self.length_embedding(index).to(x.dtype)], dim=1)
 
-    def _run_blocks(self, x, mask, start: int | torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    def _run_blocks(self, x, mask, start: int | torch.Tensor, cache: KVCache | None, run_block=None) -> torch.Tensor:
+        """All blocks, then the final norm. ``run_block(block, *args)`` replaces ``block(*args)`` (the decode
+        engine passes a compiled one)."""
         if isinstance(start, torch.Tensor):  # one position, held on the device (decode_step_static)
             cos, sin = self.rope(cache.capacity, x.device)
             cos, sin = cos[start.view(1)], sin[start.view(1)]
@@ -279,7 +305,10 @@ class MotionGPT(nn.Module):
             cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
         for i, block in enumerate(self.blocks):
             layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
-            x = block(x, cos, sin, mask, layer_cache, start)
+            if run_block is None:
+                x = block(x, cos, sin, mask, layer_cache, start)
+            else:
+                x = run_block(block, x, cos, sin, mask, layer_cache, start)
         return self.final_norm(x)
 
     # ---------------------------------------------------------------- training / full recompute
@@ -300,8 +329,8 @@ class MotionGPT(nn.Module):
         prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
         x = torch.cat([prefix, self.token_embedding(tokens).to(prefix.dtype)], dim=1)
         x = self.add_length(x, remaining, prefix.shape[1] - 1)
-        mask = self.prefix_lm_mask(prefix_valid, tokens.shape[1])
-        hidden = self._run_blocks(x, mask, 0, None)
+        build_mask = self.prefix_lm_block_mask if self.flex_attention else self.prefix_lm_mask
+        hidden = self._run_blocks(x, build_mask(prefix_valid, tokens.shape[1]), 0, None)
         return self.lm_head(hidden[:, prefix.shape[1] - 1 :])
 
     def loss(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -342,7 +371,7 @@ class MotionGPT(nn.Module):
         cache.length = start + 1
         return self.lm_head(hidden[:, -1])
 
-    def decode_step_static(self, tokens: torch.Tensor, cache: KVCache, position: torch.Tensor) -> torch.Tensor:
+    def decode_step_static(self, tokens: torch.Tensor, cache: KVCache, position: torch.Tensor, run_block=None) -> torch.Tensor:
         """:meth:`decode_step` with the position as a 0-d long tensor on the device (the caller advances it).
 
         Keys/values are written in place at ``position`` and attention runs over the whole cache with the
@@ -352,5 +381,5 @@ class MotionGPT(nn.Module):
         x = self.token_embedding(tokens.view(-1, 1))
         written = torch.arange(cache.capacity, device=position.device) <= position
         mask = (cache.key_valid & written)[:, None, None, :]
-        hidden = self._run_blocks(x.to(cache.keys[0].dtype), mask, position, cache)
+        hidden = self._run_blocks(x.to(cache.keys[0].dtype), mask, position, cache, run_block)
         return self.lm_head(hidden[:, -1])
