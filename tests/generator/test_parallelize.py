@@ -44,38 +44,6 @@ def test_compiled_and_checkpointed_blocks_compute_the_same():
         torch.testing.assert_close(grads_b[name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def flex_and_dense(device):
-    torch.manual_seed(0)
-    dense = MotionGPT(tiny_config()).to(device).train()
-    flex = MotionGPT(tiny_config()).to(device).train()
-    flex.load_state_dict(dense.state_dict())
-    flex.flex_attention = True
-    features, mask = (t.to(device) for t in text_batch([3, 5]))
-    tokens = torch.randint(0, 21, (2, 6)).to(device)
-    return dense, flex, features, mask, tokens
-
-
-def test_flex_attention_block_mask_computes_what_the_dense_mask_does():
-    """Left-padded prompts of different lengths: FlexAttention with the prefix-LM block mask gives the dense
-    SDPA mask's logits (uncompiled here: its reference path, same maths; CPU FlexAttention has no backward)."""
-    dense, flex, features, mask, tokens = flex_and_dense("cpu")
-    with torch.no_grad():
-        torch.testing.assert_close(flex(features, mask, tokens), dense(features, mask, tokens), atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="flex_attention needs compile"):
-        parallelize(MotionGPT(tiny_config()), device_type="cpu", flex_attention=True)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: FlexAttention's backward")
-def test_compiled_flex_attention_gives_the_dense_masks_gradients_on_cuda():
-    dense, flex, features, mask, tokens = flex_and_dense("cuda")
-    parallelize(flex, device_type="cuda", compile=True, flex_attention=True)
-    loss_a, grads_a = loss_and_grads(dense, features, mask, tokens)
-    loss_b, grads_b = loss_and_grads(flex, features, mask, tokens)
-    torch.testing.assert_close(loss_b, loss_a, atol=1e-4, rtol=1e-4)
-    for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_b[name], grad, atol=1e-4, rtol=1e-3, msg=name)
-
-
 def test_adamw_is_fused_only_on_cuda():
     model = MotionGPT(tiny_config())
     assert not adamw(model, 1e-3, (0.9, 0.99), 1e-8, 0.0, "cpu").defaults["fused"]

@@ -139,7 +139,6 @@ class TrainConfig:
     token_aug_prob: float = 1 / 3  # drop one token at the head or tail, as the reference dataset does
     mixed_precision: str = "auto"  # "auto" | "bf16" | "no"
     compile: bool = False  # torch.compile each Block (generator/parallelize.py); worth it on GPUs
-    flex_attention: bool = False  # with compile: FlexAttention with the prefix-LM block mask (faster on GPUs)
     seed: int = 123
     log_every: int = 10
     save_every: int = 500

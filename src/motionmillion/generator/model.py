@@ -109,12 +109,7 @@ class CausalSelfAttention(nn.Module):
             cache_k[:, :, start : start + length] = k
             cache_v[:, :, start : start + length] = v
             k, v = cache_k[:, :, : start + length], cache_v[:, :, : start + length]
-        if isinstance(mask, torch.Tensor):
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        else:  # a flex-attention BlockMask (MotionGPT.flex_attention, compiled training on GPUs)
-            from torch.nn.attention.flex_attention import flex_attention
-
-            y = flex_attention(q, k, v, block_mask=mask)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(batch, length, dim))
 
 
@@ -161,9 +156,6 @@ class MotionGPT(nn.Module):
         self.final_norm = RMSNorm(config.n_embd, config.norm_eps)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size - 1, bias=False)  # untied; no PAD row
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
-        # Training attention through FlexAttention with the prefix-LM block mask instead of SDPA with a dense
-        # mask (which has no flash kernel); set by generator/parallelize.py, only worth it compiled.
-        self.flex_attention = False
         self.apply(self._init_weights)
         for name, param in self.named_parameters():  # GPT-2 scaling of residual projections
             if name.endswith(("attn.proj.weight", "mlp.down.weight")):
@@ -265,22 +257,6 @@ class MotionGPT(nn.Module):
         mask = mask | torch.eye(total, dtype=torch.bool, device=device)[None]
         return mask[:, None]
 
-    @staticmethod
-    def prefix_lm_block_mask(prefix_valid: torch.Tensor, num_motion: int):
-        """:meth:`prefix_lm_mask` as a FlexAttention ``BlockMask``: fully masked tiles are skipped."""
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        batch, prefix_len = prefix_valid.shape
-        total = prefix_len + num_motion
-        ones = torch.ones(batch, num_motion, dtype=torch.bool, device=prefix_valid.device)
-        key_valid = torch.cat([prefix_valid.bool(), ones], dim=1)
-
-        def mask_mod(b, h, q, kv):
-            allowed = (kv <= q) | ((q < prefix_len) & (kv < prefix_len))
-            return (allowed & key_valid[b, kv]) | (q == kv)
-
-        return create_block_mask(mask_mod, batch, None, total, total, device=prefix_valid.device)
-
     def add_length(self, x: torch.Tensor, remaining: torch.Tensor | None, first: int) -> torch.Tensor:
         """Add the length condition to the positions ``x[:, first:]`` (each predicts one motion token).
 
@@ -329,8 +305,8 @@ class MotionGPT(nn.Module):
         prefix, prefix_valid = self.build_prefix(text_features, text_mask, drop_text)
         x = torch.cat([prefix, self.token_embedding(tokens).to(prefix.dtype)], dim=1)
         x = self.add_length(x, remaining, prefix.shape[1] - 1)
-        build_mask = self.prefix_lm_block_mask if self.flex_attention else self.prefix_lm_mask
-        hidden = self._run_blocks(x, build_mask(prefix_valid, tokens.shape[1]), 0, None)
+        mask = self.prefix_lm_mask(prefix_valid, tokens.shape[1])
+        hidden = self._run_blocks(x, mask, 0, None)
         return self.lm_head(hidden[:, prefix.shape[1] - 1 :])
 
     def loss(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

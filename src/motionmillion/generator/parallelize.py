@@ -49,14 +49,8 @@ def parallelize(
     reshard_after_forward: bool = True,
     activation_checkpointing: bool = False,
     compile: bool = False,
-    flex_attention: bool = False,
 ) -> nn.Module:
-    """Everything that changes how the generator runs for training, in the order that composes.
-    ``flex_attention``: the prefix-LM mask as a FlexAttention block mask (needs ``compile``: uncompiled
-    FlexAttention is a slow reference implementation)."""
-    if flex_attention and not compile:
-        raise ValueError("flex_attention needs compile=True (uncompiled FlexAttention is a slow reference path)")
-    model.flex_attention = flex_attention
+    """Everything that changes how the generator runs for training, in the order that composes."""
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     if compile:

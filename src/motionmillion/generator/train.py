@@ -162,7 +162,6 @@ class GeneratorTrainer:
             model.to(accelerator.device) if self.fsdp else model, device_type=accelerator.device.type, fsdp=self.fsdp,
             reshard_after_forward=os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true",
             activation_checkpointing=model_config.gradient_checkpointing, compile=train_config.compile,
-            flex_attention=train_config.flex_attention,
         )  # fmt: skip
         optimizer = adamw(model, train_config.lr, train_config.betas, train_config.eps, train_config.weight_decay,
                           accelerator.device.type)  # fmt: skip
