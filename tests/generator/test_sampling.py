@@ -95,3 +95,25 @@ def test_old_generators_load_without_the_length_condition():
     model = MotionGPT(config)
     assert not config.length_condition and model.length_embedding is None
     assert not any("length" in name for name in model.state_dict())
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 20.0])  # flat rows (nucleus > candidates) to peaked ones
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.95])
+def test_the_nucleus_is_the_sorted_nucleus(scale, top_p):
+    from motionmillion.generator.sample import outside_nucleus
+
+    torch.manual_seed(0)
+    logits = torch.randn(32, 1001, dtype=torch.float64) * scale
+    logits[:4, 1000] = float("-inf")  # END held back, as below the minimum length
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    expected = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, (probs.cumsum(-1) - probs) >= top_p)
+    assert torch.equal(outside_nucleus(logits, top_p), expected)
+
+
+def test_tokens_tied_with_the_last_one_kept_stay_in_the_nucleus():
+    from motionmillion.generator.sample import outside_nucleus
+
+    logits = torch.tensor([[3.0, 1.0, 1.0, 1.0, -2.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    # row 0: 3 holds 0.82 of the mass, so one of the tied 1.0 tokens is needed to reach 0.9: all three stay
+    assert outside_nucleus(logits, 0.9).tolist() == [[False, False, False, False, True], [False] * 5]

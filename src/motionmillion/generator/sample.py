@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from motionmillion.generator.model import KVCache, MotionGPT
@@ -60,13 +61,22 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        # Drop a token when the mass before it already reaches top_p (the best token always stays).
-        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        logits = logits.masked_fill(outside_nucleus(logits, top_p), float("-inf"))
     return logits
+
+
+def outside_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(B, V) bool: the tokens outside the nucleus, i.e. ranked after tokens that already hold ``top_p`` of
+    the mass. The best token always stays, and so does every token tied with the last one kept."""
+    if logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.float64):
+        # numpy's sort is vectorised (AVX-512 here): 35x faster than torch.sort for (32, 1001) logits,
+        # whose sort was a third of a CPU sampling step at batch 32.
+        ordered = torch.from_numpy(np.ascontiguousarray(np.sort(logits.numpy(), axis=-1)[..., ::-1]))
+    else:
+        ordered = torch.sort(logits, dim=-1, descending=True).values
+    probs = ordered.softmax(-1)
+    kept = ((probs.cumsum(-1) - probs) < top_p).sum(-1, keepdim=True)  # a prefix of each sorted row
+    return logits < ordered.gather(-1, kept - 1)
 
 
 def pick_tokens(logits: torch.Tensor, options: SamplingOptions, generators: list[torch.Generator]) -> torch.Tensor:
