@@ -33,7 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.motion.kinematics import align_rotations_to_positions, fit_offsets, forward_kinematics, local_to_global
+from motionmillion.motion.kinematics import (
+    align_globals,
+    align_rotations_to_positions,
+    fit_offsets,
+    forward_kinematics,
+    joints_from_global,
+    local_to_global,
+)
 from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
 from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -169,8 +176,9 @@ def make_consistent_many(motions: Sequence[np.ndarray], skeleton: np.ndarray | N
     rotations = np.concatenate([rot for rot, _ in decoded])
     root = np.concatenate([pelvis for _, pelvis in decoded])
     joints = np.concatenate([decode_joints(f.astype(np.float64)) for f in features])
-    aligned = align_rotations_to_positions(rotations, joints, offsets)
-    posed = {False: forward_kinematics(rotations, root, offsets), True: forward_kinematics(aligned, root, offsets)}
+    global_rot = local_to_global(rotations)
+    aligned, aligned_global = align_globals(rotations, global_rot, joints, offsets)
+    posed = {False: joints_from_global(global_rot, root, offsets), True: joints_from_global(aligned_global, root, offsets)}
     errors = {key: np.linalg.norm(value - joints, axis=-1).mean(axis=-1) for key, value in posed.items()}
     out, start = [], 0
     for f in features:

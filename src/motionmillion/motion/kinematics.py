@@ -32,8 +32,12 @@ def global_to_local(global_rot: np.ndarray) -> np.ndarray:
 
 def forward_kinematics(rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Joint positions (T, 22, 3) from rotations (T, 22, 3, 3), root positions (T, 3), offsets (22, 3)."""
-    global_rot = local_to_global(rotations)
-    joints = np.empty(rotations.shape[:-3] + (NUM_JOINTS, 3))
+    return joints_from_global(local_to_global(rotations), root_positions, offsets)
+
+
+def joints_from_global(global_rot: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """:func:`forward_kinematics` from global rotations (for callers that have them already)."""
+    joints = np.empty(global_rot.shape[:-3] + (NUM_JOINTS, 3))
     joints[..., 0, :] = root_positions
     for j in range(1, NUM_JOINTS):
         p = PARENTS[j]
@@ -65,7 +69,14 @@ def align_rotations_to_positions(rotations: np.ndarray, joints: np.ndarray, offs
     unlike :func:`rotations_from_positions`. Used to make a generated motion, whose rotations and
     positions disagree slightly, consistent before editing it; a consistent motion comes back as is.
     """
-    global_rot = local_to_global(rotations)
+    return align_globals(rotations, local_to_global(rotations), joints, offsets)[0]
+
+
+def align_globals(
+    rotations: np.ndarray, global_rot: np.ndarray, joints: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`align_rotations_to_positions` given the rotations' globals too; returns the aligned local
+    rotations and their global rotations (for forward kinematics without walking the chain again)."""
     aligned = np.empty_like(global_rot)
     for j in range(NUM_JOINTS):
         base = aligned[:, PARENTS[j]] @ rotations[:, j] if j > 0 else global_rot[:, 0]
@@ -81,7 +92,8 @@ def align_rotations_to_positions(rotations: np.ndarray, joints: np.ndarray, offs
             turn = rotation_between(source[:, 0], target[:, 0])
         aligned[:, j] = turn @ base
     # Re-orthonormalise the accumulated products (Gram-Schmidt: a batched SVD costs 3x the whole walk).
-    return global_to_local(sixd_to_matrix(matrix_to_6d(aligned)))
+    aligned = sixd_to_matrix(matrix_to_6d(aligned))
+    return global_to_local(aligned), aligned
 
 
 def rotations_from_positions(joints: np.ndarray, template_offsets: np.ndarray = TEMPLATE_OFFSETS) -> np.ndarray:

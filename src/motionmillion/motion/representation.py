@@ -116,11 +116,13 @@ def encode_272(joints: np.ndarray, rotations: np.ndarray, canonical: bool = True
 
 def _accumulated_heading(features: np.ndarray) -> np.ndarray:
     """G[t] = D[t] G[t-1]: the de-heading matrix of every frame, from the heading deltas."""
-    deltas = sixd_to_matrix(features[:, HEADING])
-    heading = np.empty_like(deltas)
-    heading[0] = deltas[0]
-    for t in range(1, len(deltas)):
-        heading[t] = deltas[t] @ heading[t - 1]
+    heading = sixd_to_matrix(features[:, HEADING])
+    # A prefix product in log2(T) batched steps instead of T small ones: after the step with shift s,
+    # heading[t] is the product of the deltas t, t-1, ..., t-2s+1 (down to 0).
+    shift = 1
+    while shift < len(heading):
+        heading[shift:] = heading[shift:] @ heading[:-shift]  # the right side is computed before assigning
+        shift *= 2
     return heading
 
 
