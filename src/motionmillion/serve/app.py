@@ -25,7 +25,7 @@ import logging
 import random
 import re
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -141,8 +141,11 @@ class Plan:
 class Server:
     """Everything a request handler needs: the pipeline, the limits, the batch queue and the file store."""
 
-    def __init__(self, pipe, config: ServeConfig):
+    def __init__(self, pipe, config: ServeConfig, generate: Callable[[Sequence], list[Motion]] | None = None):
+        """``generate``: what runs a batch of requests (e.g. a :class:`~motionmillion.serve.worker.GenerationProcess`);
+        default: ``pipe.generate`` on the generation thread."""
         self.pipe = pipe
+        self._generate_batch = generate
         self.config = config
         self.max_seconds = min(config.max_seconds or pipe.max_seconds, pipe.max_seconds)
         self.batcher = Batcher(self._generate, max_batch=config.max_batch, max_wait_s=config.max_wait_ms / 1000,
@@ -152,6 +155,8 @@ class Server:
 
     def _generate(self, requests: Sequence) -> list[Motion]:
         """Runs on the generation thread: one batched pipeline call for the whole batch."""
+        if self._generate_batch is not None:
+            return self._generate_batch(requests)
         return list(self.pipe.generate(requests, batch_size=self.config.max_batch))
 
     # ------------------------------------------------------------------ checking
@@ -383,9 +388,10 @@ def _sse(event: str, data: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------- the app
-def create_app(pipe, config: ServeConfig | None = None) -> FastAPI:
+def create_app(pipe, config: ServeConfig | None = None, generate: Callable[[Sequence], list[Motion]] | None = None) -> FastAPI:
+    """The app around ``pipe``; ``generate`` runs the batches (see :class:`Server`)."""
     config = config or ServeConfig()
-    server = Server(pipe, config)
+    server = Server(pipe, config, generate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

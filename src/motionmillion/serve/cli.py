@@ -33,17 +33,22 @@ def serve_command(
 
     from motionmillion.pipeline import MotionPipeline
     from motionmillion.serve.app import create_app
+    from motionmillion.serve.worker import GenerationProcess
 
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
                          request_timeout_s=request_timeout, max_prompt_chars=max_prompt_chars,
                          max_num_samples=max_num_samples, max_seconds=max_seconds, cache_dir=cache_dir,
                          cache_max_bytes=int(cache_max_mb * 2**20))  # fmt: skip
     start = time.perf_counter()
-    pipe = MotionPipeline.from_pretrained(model, device=device)
-    warm_up(pipe)
-    app = create_app(pipe, config)
-    typer.echo(f"model loaded in {time.perf_counter() - start:.1f} s; studio at http://{host}:{port}/, API docs at /docs")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Batches run in a child process (serve/worker.py) that loads the model while this process does the
+    # same for the checks, timelines and streams it serves itself.
+    with GenerationProcess(model, device, config.max_batch) as generation:
+        pipe = MotionPipeline.from_pretrained(model, device=device)
+        warm_up(pipe)
+        generation.wait_ready()
+        app = create_app(pipe, config, generate=generation.generate)
+        typer.echo(f"model loaded in {time.perf_counter() - start:.1f} s; studio at http://{host}:{port}/, API docs at /docs")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def warm_up(pipe) -> None:
