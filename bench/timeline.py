@@ -32,7 +32,7 @@ import torch
 
 from motionmillion.motion.representation import HEADING, ROOT_VEL, VELOCITIES
 from motionmillion.motion.rotations import matrix_to_6d
-from motionmillion.pipeline import MotionPipeline
+from motionmillion.pipeline import CONTEXT_SECONDS, MotionPipeline
 
 PARAPHRASES = Path(__file__).resolve().parents[1] / "src/motionmillion/assets/eval/paraphrases.jsonl"
 
@@ -59,7 +59,7 @@ def canonical(features: np.ndarray) -> np.ndarray:
     return clip
 
 
-def bench_seams_and_retrieval(pipe, prompts, count: int, rng) -> dict:
+def bench_seams_and_retrieval(pipe, prompts, count: int, rng, context_seconds: float) -> dict:
     from motionmillion.evaluation.evaluator import Evaluator
 
     evaluator = Evaluator.from_pretrained(pipe.folder / "evaluator")
@@ -72,7 +72,7 @@ def bench_seams_and_retrieval(pipe, prompts, count: int, rng) -> dict:
         durations = [float(rng.uniform(2.0, 5.0)) for _ in picks]
         segments = [(texts[i], d) for i, d in zip(picks, durations)]
         start = time.perf_counter()
-        motion = pipe.compose(segments, seed=1000 + t)
+        motion = pipe.compose(segments, seed=1000 + t, context_seconds=context_seconds)
         seconds_spent.append(time.perf_counter() - start)
         ratios.append(seam_ratio(motion))
         for i, segment in zip(picks, motion.meta["segments"]):
@@ -90,6 +90,7 @@ def bench_seams_and_retrieval(pipe, prompts, count: int, rng) -> dict:
     ratios = np.array(ratios)
     return {
         "seams": {
+            "context_seconds": context_seconds,
             "timelines": count,
             "seams": int(sum(1 + t % 2 for t in range(count))),
             "ratio_to_p99_inside_median": round(float(np.median(ratios)), 3),
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--context-seconds", type=float, default=CONTEXT_SECONDS,
+                        help="motion each timeline segment is conditioned on (the pipeline's default)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -226,7 +229,7 @@ def main() -> None:
         result["streaming"] = bench_streaming(pipe, prompts, args.streams)
         result["timeline_60s_12_segments"] = bench_long_timeline(pipe, prompts, 3)
         result["durations"] = bench_durations(pipe, prompts, args.requests, rng)
-        result.update(bench_seams_and_retrieval(pipe, prompts, args.timelines, rng))
+        result.update(bench_seams_and_retrieval(pipe, prompts, args.timelines, rng, args.context_seconds))
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     text = json.dumps(result, indent=2)
     if args.json is not None:

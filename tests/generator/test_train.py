@@ -138,6 +138,29 @@ def test_batches_are_deterministic_augmented_and_padded(tmp_path):
     assert 0.25 < trimmed / 480 < 0.42
 
 
+def test_cross_clip_context_is_given_not_predicted(tmp_path):
+    encoded = open_encoded(helpers.make_encoded(tmp_path / "enc"))
+    data = TokenDataset(encoded, "train", max_motion_tokens=10)
+    from motionmillion.text import TextFeatureCache
+
+    cache = TextFeatureCache(helpers.fake_text_cache(tmp_path / "cache", helpers.all_captions()))
+    end, pad = 16, 17
+    plain = data.make_batch(cache, 0, 3, 0, 1, 8, 0.0, 0.0)
+    assert torch.equal(plain.targets, plain.tokens)  # no context asked for: the batch of before
+    batch = data.make_batch(cache, 0, 3, 0, 1, 8, 0.0, 0.0, context_prob=1.0, max_context_tokens=4, max_motion_tokens=10)
+    assert torch.equal(batch.tokens, data.make_batch(cache, 0, 3, 0, 1, 8, 0.0, 0.0, context_prob=1.0,
+                                                     max_context_tokens=4, max_motion_tokens=10).tokens)  # fmt: skip
+    windows = {tuple(c[i : i + n]) for c in data.codes for n in range(1, 5) for i in range(len(c) - n + 1)}
+    for index, row, target, left in zip(data.item_order(0, 3, 0, 1, 8), batch.tokens.tolist(), batch.targets.tolist(),
+                                         batch.remaining.tolist()):  # fmt: skip
+        given = next(i for i, t in enumerate(target) if t != pad)  # context length: ignored by the loss
+        assert 1 <= given <= 4 and tuple(row[:given]) in windows  # a window of some clip
+        stop = row.index(end)
+        assert row[given:stop] == data.codes[index][: stop - given].tolist() and stop <= 10
+        assert target[given:] == row[given:]
+        assert left[: stop + 1] == list(range(stop, -1, -1))  # what remains counts the context too, as sampling does
+
+
 def test_learning_rate_warms_up_then_decays():
     config = TrainConfig(steps=100, warmup_steps=10, lr=1.0)
     values = [learning_rate(s, config) for s in range(100)]

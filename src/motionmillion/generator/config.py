@@ -152,6 +152,11 @@ class TrainConfig:
     # comes, 0.5 = rare contents much more often (the Bandai set has 1-2 takes of some contents).
     stratum_alpha: float = 1.0
     stratum_levels: int = 0  # 0 = whole stratum names; 2 = "bandai-2/walk" for "bandai-2/walk/happy"
+    # Cross-clip context: this share of the rows start with 1..max_context_tokens tokens of another clip
+    # (not in the loss), so the model learns to leave any pose for what the caption says, as a timeline
+    # segment or a continuation must (issue 14: seams and segment content).
+    context_prob: float = 0.0
+    max_context_tokens: int = 8
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
@@ -159,6 +164,8 @@ class TrainConfig:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.stratum_levels < 0:
             raise ValueError(f"stratum_levels must be >= 0, got {self.stratum_levels}")
+        if not 0.0 <= self.context_prob <= 1.0 or self.max_context_tokens < 1:
+            raise ValueError("context_prob must be in [0, 1] and max_context_tokens >= 1")
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("steps", "batch_size"):
             if getattr(self, name) <= 0:

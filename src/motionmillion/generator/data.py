@@ -34,6 +34,8 @@ class TokenBatch:
     # (B, N + 1) motion tokens still to come, counting the one each position predicts; -1 = unknown (PAD
     # positions, and rows whose length condition was dropped). Used by length-conditioned generators.
     remaining: torch.Tensor | None = None
+    # (B, N) what the loss compares with: ``tokens`` with the cross-clip context positions set to PAD.
+    targets: torch.Tensor | None = None
 
 
 class TokenDataset:
@@ -125,12 +127,17 @@ class TokenDataset:
         cond_drop_prob: float,
         augment: bool = True,
         length_drop_prob: float = 0.0,
+        context_prob: float = 0.0,
+        max_context_tokens: int = 8,
+        max_motion_tokens: int | None = None,
     ) -> TokenBatch:
         rng = np.random.default_rng([seed, 1, step, rank])  # per-step randomness: exact resume for free
-        # A stream of its own, so the length-condition dropout leaves the other draws (and old runs) unchanged.
+        # Streams of their own, so the length-condition dropout and the context leave the other draws (and
+        # old runs) unchanged.
         length_rng = np.random.default_rng([seed, 2, step, rank])
+        context_rng = np.random.default_rng([seed, 3, step, rank])
         end_id, pad_id = self.codebook_size, self.codebook_size + 1
-        sequences, captions, drops = [], [], []
+        sequences, captions, drops, context_lengths = [], [], [], []
         for index in self.item_order(seed, step, rank, world, batch_size):
             codes = self.codes[index]
             caption = self.captions[index][rng.integers(len(self.captions[index]))]
@@ -138,7 +145,16 @@ class TokenDataset:
             if augment and len(codes) > 1 and rng.random() < token_aug_prob:
                 codes = codes[1:] if rng.random() < 0.5 else codes[:-1]
             drops.append(bool(augment and rng.random() < cond_drop_prob))
-            sequences.append(np.append(codes, end_id))
+            context = np.zeros(0, dtype=np.int64)
+            if augment and context_rng.random() < context_prob:  # a window of another clip comes first
+                other = self.codes[context_rng.integers(len(self))]
+                length = int(context_rng.integers(1, min(max_context_tokens, len(other)) + 1))
+                start = int(context_rng.integers(0, len(other) - length + 1))
+                context = other[start : start + length]
+                if max_motion_tokens is not None:  # context + clip must fit where sampling puts them
+                    codes = codes[: max(1, max_motion_tokens - length)]
+            context_lengths.append(len(context))
+            sequences.append(np.concatenate([context, codes, [end_id]]))
             captions.append(caption)
         longest = max(len(s) for s in sequences)
         tokens = np.full((len(sequences), longest), pad_id, dtype=np.int64)
@@ -147,6 +163,9 @@ class TokenDataset:
             tokens[i, : len(seq)] = seq
             if not (augment and length_rng.random() < length_drop_prob):
                 remaining[i, : len(seq)] = np.arange(len(seq) - 1, -1, -1)  # 0 where END is the target
+        targets = tokens.copy()
+        for i, length in enumerate(context_lengths):
+            targets[i, :length] = pad_id  # the context is given, not predicted
         features, mask = cache.batch(captions)
         return TokenBatch(features, mask, torch.from_numpy(tokens), torch.tensor(drops), captions,
-                          torch.from_numpy(remaining))
+                          torch.from_numpy(remaining), torch.from_numpy(targets))

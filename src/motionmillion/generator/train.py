@@ -209,11 +209,13 @@ class GeneratorTrainer:
             batch = data.make_batch(
                 self.cache, train_config.seed, step, rank, world, train_config.batch_size,
                 train_config.token_aug_prob, model_config.cond_drop_prob, length_drop_prob=model_config.length_drop_prob,
+                context_prob=train_config.context_prob, max_context_tokens=train_config.max_context_tokens,
+                max_motion_tokens=model_config.max_motion_tokens,
             )  # fmt: skip
             with accelerator.autocast():  # prepared models autocast themselves; a model we sharded does not
                 logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device),
                                batch.drop_text.to(device), batch.remaining.to(device))  # fmt: skip
-            loss = MotionGPT.loss(accelerator.unwrap_model(model), logits, batch.tokens.to(device))
+            loss = MotionGPT.loss(accelerator.unwrap_model(model), logits, batch.targets.to(device))
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), train_config.grad_clip) if train_config.grad_clip else None
             optimizer.step()
