@@ -79,6 +79,23 @@ def test_each_segment_is_conditioned_on_the_motion_before_it(timed_pipe):
     assert not np.allclose(second_segment(1, 1.0), second_segment(2, 1.0))
 
 
+def test_a_seam_starts_with_the_smoothest_of_the_candidate_starts(timed_pipe, monkeypatch):
+    """The second segment is one of SEAM_CANDIDATES draws (its seed, then seeds derived from it)."""
+    import motionmillion.pipeline as pipeline_module
+
+    segments = [("a person walks forward", 2), ("a person bows", 2)]
+    chosen = timed_pipe.compose(segments, seed=5)
+    monkeypatch.setattr(pipeline_module, "SEAM_CANDIDATES", 1)
+    matches = []
+    for k in range(4):  # each candidate alone: segment 2 drawn with the k-th derived seed
+        seed = (6 + k * pipeline_module.SEAM_SEED_STRIDE) % 2**63
+        alone = timed_pipe.compose([{"prompt": "a person walks forward", "seconds": 2, "seed": 5},
+                                    {"prompt": "a person bows", "seconds": 2, "seed": seed}], seed=5)  # fmt: skip
+        matches.append(np.array_equal(alone.features, chosen.features))
+    assert sum(matches) == 1  # exactly one candidate is the composed motion
+    assert not np.array_equal(*[timed_pipe.compose(segments, seed=s).features for s in (5, 6)])
+
+
 def test_durations_are_exact_with_a_length_conditioned_generator(timed_pipe, pipe):
     for seconds in (1.0, 2.3, 4.0, 7.7, 10.0):
         motion = timed_pipe("a person walks forward", seconds=seconds, seed=int(seconds * 10))[0]

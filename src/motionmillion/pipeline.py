@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import random
@@ -45,11 +46,17 @@ from motionmillion.motion.representation import decode_joints, decode_rotations
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
 MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
 # Motion before a timeline segment that the generator is shown. More context makes seams smoother but the
-# segment sticks to the movement before it (bench/timeline.py, 60 timelines: with 1 s every seam is within
-# 1.5x and a segment's top-1 right content is 14 points below the prompt alone; 0.25 s: 95% and 5 points;
-# no context: 95% of 40 timelines and no loss). See the model card.
+# segment sticks to the movement before it (bench/timeline.py, 60 timelines, generator trained with
+# cross-clip context: 1 s: 97% of timelines within 1.5x, top-1 right content 14 points below the prompt
+# alone; 0.25 s: 93% and 1.4 points; 0.25 s with the seam candidates below: 98%, 1.4 points). See the model card.
 CONTEXT_SECONDS = 0.25
 CONTINUE_SECONDS = 1.0  # a continuation (prefix=) is shown the last second of the given motion
+# At a seam (a timeline segment or a continuation after motion that exists), this many candidate starts
+# are drawn (the segment's seed first, then derived seeds) and the one whose first SEAM_TOKENS decode into
+# the smallest joint step across the seam is continued; the others are dropped.
+SEAM_CANDIDATES = 4
+SEAM_TOKENS = 8
+SEAM_SEED_STRIDE = 0x9E3779B1  # candidate k draws with (seed + k * stride) mod 2**63
 MAX_TIMELINE_SECONDS = 120.0  # default cap on a timeline's total duration
 REINSTALL_HINT = "reinstall with `pip install --force-reinstall motionmillion` or rebuild the folder"
 
@@ -618,7 +625,9 @@ class MotionPipeline:
         self, requests: list[GenerationRequest], context: list[int], context_seconds: float
     ) -> Iterator[tuple[int, int]]:
         """Yield (segment index, motion code) as each is drawn. Segment i is conditioned on the last
-        context tokens of everything before it (``context`` first: a motion being continued)."""
+        context tokens of everything before it (``context`` first: a motion being continued). A segment
+        that starts after motion is the smoothest of ``SEAM_CANDIDATES`` starts drawn from seeds derived
+        from its own (a pure function of it: the same seed gives the same motion)."""
         import torch
 
         from motionmillion.generator.sample import iter_tokens
@@ -634,17 +643,44 @@ class MotionPipeline:
             self._check_room(request, len(before), f"segment {index + 1}")
             high = min(high, self.max_tokens - len(before))  # a motion that ends itself stays in the budget
             low = min(low, high)
-            steps = iter_tokens(
-                self.generator, features[index : index + 1], mask[index : index + 1], [request.seed], [low], [high],
-                _sampling_options(request, use_cache=True), context=torch.tensor([before], dtype=torch.long),
-                target_tokens=[target],
-            )  # fmt: skip
-            for ids in steps:
-                code = int(ids[0])
-                if code >= end_id:
-                    break
+
+            def draw(seed: int) -> Iterator[int]:
+                for ids in iter_tokens(
+                    self.generator, features[index : index + 1], mask[index : index + 1], [seed], [low], [high],
+                    _sampling_options(request, use_cache=True), context=torch.tensor([before], dtype=torch.long),
+                    target_tokens=[target],
+                ):  # fmt: skip
+                    if int(ids[0]) >= end_id:
+                        return
+                    yield int(ids[0])
+
+            codes, head = draw(request.seed), []
+            if history and SEAM_CANDIDATES > 1:
+                codes, head = self._smoothest_start(history, draw, request.seed)
+            for code in itertools.chain(head, codes):
                 history.append(code)
                 yield index, code
+
+    def _smoothest_start(self, history: list[int], draw, seed: int) -> tuple[Iterator[int], list[int]]:
+        """(rest of its codes, first codes) of the candidate start whose first SEAM_TOKENS codes,
+        decoded after the motion so far, make the smallest largest joint step within 5 frames of the seam."""
+        fpt, reach = self.frames_per_token, self.decoder_reach
+        before = history[len(history) - min(len(history), reach) :]
+        best = None
+        for k in range(SEAM_CANDIDATES):
+            candidate_seed = (seed + k * SEAM_SEED_STRIDE) % 2**63
+            codes = draw(candidate_seed)
+            head = list(itertools.islice(codes, SEAM_TOKENS))
+            joints = decode_joints(self._decode(before + head))
+            steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=-1)  # (frames - 1,)
+            seam = len(before) * fpt
+            near = np.zeros(len(steps), dtype=bool)
+            near[max(0, seam - 5) : seam + 5] = True
+            # The step across the seam against the steps elsewhere in the window: a jump, not a fast movement.
+            score = steps[near].max() / max(steps[~near].max(), 1e-6) if (~near).any() else steps[near].max()
+            if best is None or score < best[0]:
+                best = (score, candidate_seed, codes, head)
+        return best[2], best[3]
 
     def _timeline_codes(
         self, requests: list[GenerationRequest], context: list[int], context_seconds: float
