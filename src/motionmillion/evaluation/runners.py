@@ -317,6 +317,18 @@ CONTENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "raise-up-right": ("a person raises the right hand up", ("raise-up-right-hand",)),
     "raise-up-both": ("a person raises both hands up", ("raise-up-both-hands",)),
 }
+# Movements of the CMU takes on the game-character rig (cmu-cc). A prompt file may name them; they join
+# the candidates only then, so figures over the Bandai contents (the paraphrase set) keep their meaning.
+CMU_CC_CONTENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "jump": ("a person jumps", ("jump",)),
+    "dribble": ("a person dribbles a basketball", ("dribble",)),
+    "climb": ("a person climbs", ("climb",)),
+    "ballet": ("a person dances ballet", ("ballet",)),
+    "swordplay": ("a person fights with a sword", ("swordplay",)),
+    "scoop": ("a person bends down and scoops something up", ("scoop",)),
+    "wash": ("a person washes something", ("wash",)),
+}
+ALL_CONTENTS = {**CONTENTS, **CMU_CC_CONTENTS}
 # Labels that name the same movement (the data has both names): a retrieval of either counts as right.
 SAME_MOVEMENT = [{"bye", "wave-right"}, {"byebye", "wave-both"}, {"respond", "raise-up-left"}]
 
@@ -351,8 +363,8 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
                 items.append(PromptItem(str(row["prompt"]).strip(), row.get("content"), row.get("style"), row.get("seconds")))
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise EvaluationInputError(f"{path}:{n}: not a JSON object with a \"prompt\" ({err})") from err
-            if items[-1].content is not None and items[-1].content not in CONTENTS:
-                raise EvaluationInputError(f"{path}:{n}: unknown content {items[-1].content!r}; known: {sorted(CONTENTS)}")
+            if items[-1].content is not None and items[-1].content not in ALL_CONTENTS:
+                raise EvaluationInputError(f"{path}:{n}: unknown content {items[-1].content!r}; known: {sorted(ALL_CONTENTS)}")
     elif path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -390,7 +402,7 @@ def content_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_
     dataset = MotionDataset(dataset_root)
     labels = clip_labels(dataset_root)
     by_content: dict[str, list[str]] = {}
-    reverse = {name: label for label, (_, names) in CONTENTS.items() for name in names}
+    reverse = {name: label for label, (_, names) in ALL_CONTENTS.items() for name in names}
     for name in dataset.names("all", kind=kind):
         label = labels.get(name)
         if label is not None and not label.mirrored and label.content in reverse:
@@ -417,7 +429,7 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
     text_emb = evaluator.encode_text(prompts)
     labelled = [i for i, it in enumerate(items) if it.content]
     candidates = sorted({items[i].content for i in labelled} | set(CONTENTS)) if labelled else []
-    cand_text_emb = evaluator.encode_text([CONTENTS[c][0] for c in candidates]) if candidates else None
+    cand_text_emb = evaluator.encode_text([ALL_CONTENTS[c][0] for c in candidates]) if candidates else None
     prototypes = content_prototypes(evaluator, dataset_root) if (labelled and dataset_root) else {}
 
     bar = tqdm(total=len(items) * samples, desc="generating", unit="motion", disable=not progress)
