@@ -94,3 +94,33 @@ def test_evaluate_prompts_counts_failures_and_content(tmp_path, fake_pipeline, t
     assert result["per_prompt"][2]["samples"][0]["error"].startswith("NaN")
     write_report(result, tmp_path / "p.json", "prompts")
     assert (tmp_path / "p.md").is_file()
+
+
+def test_evaluate_prompts_scores_the_style_among_the_styles_of_the_content(tmp_path, fake_pipeline, tiny_evaluator,
+                                                                           synthetic_dataset, monkeypatch):  # fmt: skip
+    """With --data, a prompt labelled with a content and a style is asked which of that content's styles
+    (real clips of each, unmirrored) its motion is nearest to."""
+    import motionmillion.data.importers as importers
+    from motionmillion.data.layout import MotionDataset
+
+    def labels(root):  # synthetic clips named ".../dataset-1_<kind>_style<k>_<i>"
+        out = {}
+        for name in MotionDataset(root).names("all"):
+            _, kind, style, _ = name.split("/")[-1].split("_")
+            out[name] = importers.ClipLabel(content=kind, style=style, stratum=f"{kind}/{style}", group=name, mirrored=False)
+        return out
+
+    monkeypatch.setattr(importers, "clip_labels", labels)
+    from motionmillion.data.layout import write_split
+
+    import shutil
+
+    dataset = shutil.copytree(synthetic_dataset, tmp_path / "dataset")  # the fixture is shared: add to a copy
+    write_split(dataset, "t2m_60_300", "all", [n for s in ("train", "val", "test") for n in MotionDataset(dataset).names(s)])
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a person walks forward", "content": "walk", "style": "style1"}\n'
+                       '{"prompt": "a person bows politely", "content": "bow", "style": "style2"}\n')  # fmt: skip
+    result = evaluate_prompts(fake_pipeline, tiny_evaluator[1], prompts, samples=2, dataset_root=dataset, progress=False)
+    assert 0.0 <= result["results"]["generated"]["style_accuracy_among_the_content_styles"]["mean"] <= 1.0
+    retrieved = [s["retrieved_style"] for p in result["per_prompt"] for s in p["samples"]]
+    assert len(retrieved) == 4 and set(retrieved) <= {"style0", "style1", "style2"}

@@ -415,6 +415,27 @@ def content_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_
     return out
 
 
+def style_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300") -> dict[tuple[str, str], np.ndarray]:
+    """Mean unit motion embedding of the unmirrored clips of each (canonical content, style): a generated
+    motion's style is the nearest of its own content's styles ("which style of run is it?")."""
+    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.layout import MotionDataset
+
+    dataset = MotionDataset(dataset_root)
+    labels = clip_labels(dataset_root)
+    reverse = {name: label for label, (_, names) in ALL_CONTENTS.items() for name in names}
+    by_combo: dict[tuple[str, str], list[str]] = {}
+    for name in dataset.names("all", kind=kind):
+        label = labels.get(name)
+        if label is not None and not label.mirrored and label.style and label.content in reverse:
+            by_combo.setdefault((reverse[label.content], label.style), []).append(name)
+    out = {}
+    for combo, names in by_combo.items():
+        mean = evaluator.encode_motion([dataset.motion(n) for n in names]).mean(0)
+        out[combo] = mean / np.linalg.norm(mean)
+    return out
+
+
 def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, samples: int = 1, seed: int = 0,
                      dataset_root: str | Path | None = None, batch_size: int = 32, model_name: str = "",
                      evaluator_path: str = "", progress: bool = True) -> dict:
@@ -431,6 +452,8 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
     candidates = sorted({items[i].content for i in labelled} | set(CONTENTS)) if labelled else []
     cand_text_emb = evaluator.encode_text([ALL_CONTENTS[c][0] for c in candidates]) if candidates else None
     prototypes = content_prototypes(evaluator, dataset_root) if (labelled and dataset_root) else {}
+    styled = [i for i in labelled if items[i].style]
+    combos = style_prototypes(evaluator, dataset_root) if (styled and dataset_root) else {}
 
     bar = tqdm(total=len(items) * samples, desc="generating", unit="motion", disable=not progress)
     started = time.time()
@@ -453,7 +476,7 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
             row["r_precision_top1"], row["r_precision_top3"] = float(top[0]), float(top[2])
         row.update(physical_summary([gen.features[i] for i in ok]))
         position = {i: k for k, i in enumerate(ok)}
-        hits_text, hits3_text, hits_proto = [], [], []
+        hits_text, hits3_text, hits_proto, hits_style = [], [], [], []
         for i, item in enumerate(items):
             entry = {"error": gen.errors[i]}
             if i in position:
@@ -470,6 +493,11 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
                         best = names[int(np.argmax([prototypes[n] @ emb[k] for n in names]))]
                         entry["retrieved_prototype"] = best
                         hits_proto.append(same_content(best, item.content))
+                    styles = sorted(s for c, s in combos if c == item.content)
+                    if item.style and item.style in styles:  # which of this content's styles is it?
+                        best_style = styles[int(np.argmax([combos[(item.content, s)] @ emb[k] for s in styles]))]
+                        entry["retrieved_style"] = best_style
+                        hits_style.append(best_style == item.style)
                 all_ok.append(gen.features[i])
                 if len(samples_for_figure) < 6:
                     samples_for_figure.append({"caption": item.prompt, "features": gen.features[i]})
@@ -484,6 +512,8 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
             row["content_top3_text_candidates"] = float(np.mean(hits3_text))
             if prototypes:
                 row["content_accuracy_motion_prototypes"] = float(np.mean(hits_proto))
+            if hits_style:
+                row["style_accuracy_among_the_content_styles"] = float(np.mean(hits_style))
         rows.append(row)
     bar.close()
     return {
