@@ -50,7 +50,12 @@ class GenerationProcess:
         """Block until the child has loaded its pipeline and warmed up; its load error is raised here."""
         if not self._connection.poll(self.start_timeout_s):
             raise RuntimeError(f"the generation process did not start within {self.start_timeout_s:g} s")
-        status, payload = self._receive()
+        try:
+            status, payload = self._receive()
+        except EOFError:
+            self._process.join(timeout=5)
+            raise RuntimeError(f"the generation process exited before loading the model (exit code "
+                               f"{self._process.exitcode})") from None  # fmt: skip
         if status != "ready":
             raise RuntimeError(f"the generation process could not load the model: {payload}")
 
