@@ -85,9 +85,10 @@ def test_a_seam_starts_with_the_smoothest_of_the_candidate_starts(timed_pipe, mo
 
     segments = [("a person walks forward", 2), ("a person bows", 2)]
     chosen = timed_pipe.compose(segments, seed=5)
+    candidates = pipeline_module.SEAM_CANDIDATES
     monkeypatch.setattr(pipeline_module, "SEAM_CANDIDATES", 1)
     matches = []
-    for k in range(4):  # each candidate alone: segment 2 drawn with the k-th derived seed
+    for k in range(candidates):  # each candidate alone: segment 2 drawn with the k-th derived seed
         seed = (6 + k * pipeline_module.SEAM_SEED_STRIDE) % 2**63
         alone = timed_pipe.compose([{"prompt": "a person walks forward", "seconds": 2, "seed": 5},
                                     {"prompt": "a person bows", "seconds": 2, "seed": seed}], seed=5)  # fmt: skip

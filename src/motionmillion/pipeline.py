@@ -48,14 +48,17 @@ MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (
 # Motion before a timeline segment that the generator is shown. More context makes seams smoother but the
 # segment sticks to the movement before it (bench/timeline.py, 60 timelines, generator trained with
 # cross-clip context: 1 s: 97% of timelines within 1.5x, top-1 right content 14 points below the prompt
-# alone; 0.25 s: 93% and 1.4 points; 0.25 s with the seam candidates below: 98%, 1.4 points). See the model card.
+# alone; 0.25 s: 93% and 1.4 points; with the seam candidates below, see there).
 CONTEXT_SECONDS = 0.25
 CONTINUE_SECONDS = 1.0  # a continuation (prefix=) is shown the last second of the given motion
 # At a seam (a timeline segment or a continuation after motion that exists), this many candidate starts
 # are drawn (the segment's seed first, then derived seeds) and the one whose first SEAM_TOKENS decode into
-# the smallest joint step across the seam is continued; the others are dropped.
-SEAM_CANDIDATES = 4
-SEAM_TOKENS = 8
+# the smallest joint step across the seam, against the steps around it, is continued; the others are
+# dropped. 16 tokens is the decoder's reach, so the frames at the seam are decoded as they will be.
+# bench/timeline.py, 60 timelines: 4 x 8 tokens 95% within 1.5x (max 2.41); 4 x 16: 98% (1.66);
+# 6 x 16: 100% (1.47; seed 1: 100%, 1.44), segment retrieval within 5 points of the prompt alone.
+SEAM_CANDIDATES = 6
+SEAM_TOKENS = 16
 SEAM_SEED_STRIDE = 0x9E3779B1  # candidate k draws with (seed + k * stride) mod 2**63
 MAX_TIMELINE_SECONDS = 120.0  # default cap on a timeline's total duration
 REINSTALL_HINT = "reinstall with `pip install --force-reinstall motionmillion` or rebuild the folder"
