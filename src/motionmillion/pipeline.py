@@ -101,8 +101,9 @@ class MotionPipeline:
 
     # ---------------------------------------------------------------- loading / saving
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None) -> MotionPipeline:
-        """Load a pipeline folder; ``None`` = the bundled default model."""
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, text_encoder=None) -> MotionPipeline:
+        """Load a pipeline folder; ``None`` = the bundled default model. ``text_encoder``: use this (with
+        ``name``, ``dim``, ``max_length`` and ``encode(texts)``) instead of loading the folder's."""
         from motionmillion.generator.model import MotionGPT
         from motionmillion.text import TextEncoder
 
@@ -144,10 +145,11 @@ class MotionPipeline:
             raise PipelineError(f"{text_json}: not a valid text-encoder description ({err}); {REINSTALL_HINT}") from err
         if (folder / name).is_dir():  # a text encoder shipped inside the folder
             name = str(folder / name)
-        try:
-            text_encoder = TextEncoder(name, max_length=max_length).to(device)
-        except (OSError, ValueError) as err:
-            raise PipelineError(f"{text_json}: cannot load text encoder {name!r} ({err})") from err
+        if text_encoder is None:
+            try:
+                text_encoder = TextEncoder(name, max_length=max_length).to(device)
+            except (OSError, ValueError) as err:
+                raise PipelineError(f"{text_json}: cannot load text encoder {name!r} ({err})") from err
         skeleton = None
         if (folder / SKELETON_FILE).is_file():
             try:

@@ -131,3 +131,32 @@ def test_a_request_that_gave_up_is_not_generated():
 
     assert run(_with_batcher(recorder, body)) == ["NEXT"]
     assert ["abandoned"] not in recorder.batches
+
+
+def test_two_workers_generate_two_batches_at_once_and_a_lone_request_still_starts_at_once():
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def generate(items):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.1)
+        with lock:
+            in_flight[0] -= 1
+        return [item.upper() for item in items]
+
+    async def body(batcher):
+        first = batcher.submit(["a"])
+        await asyncio.sleep(0.01)
+        second = [batcher.submit([f"b{i}"]) for i in range(4)]  # while "a" runs: a second worker takes them
+        results = await first, await asyncio.gather(*second)
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        await batcher.submit(["alone"])  # nothing running: no waiting for company
+        return results, time.perf_counter() - start
+
+    (first, second), alone_seconds = run(_with_batcher(generate, body, max_batch=8, max_wait_s=0.01, workers=2))
+    assert first == ["A"] and second == [[f"B{i}"] for i in range(4)]
+    assert most[0] == 2  # the two batches overlapped
+    assert alone_seconds < 0.1 + 0.04

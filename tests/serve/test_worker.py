@@ -50,3 +50,21 @@ def test_the_server_answers_from_the_child(generation, bundled_pipe, tmp_path):
         (expected,) = bundled_pipe.generate([GenerationRequest("a person bows", seconds=2.0, seed=7)])
         np.testing.assert_allclose(np.array(entry["joints"]), expected.joints, atol=1e-3)
         assert live.client.post("/v1/generate", json={"prompt": "a person bows", "seconds": -2}).status_code == 422
+
+
+def test_a_child_without_a_text_encoder_makes_the_same_motions(bundled_pipe):
+    """The server encodes each batch's texts and sends them (serve --workers: no encoder per child)."""
+    encoder = bundled_pipe.text_encoder
+    info = {"name": encoder.name, "dim": encoder.dim, "max_length": encoder.max_length}
+    requests = [GenerationRequest("a person walks forward", seconds=2.0, seed=3),
+                GenerationRequest("a person bows", seconds=2.0, seed=4),
+                GenerationRequest("a person walks forward", seconds=3.0, seed=5)]  # fmt: skip
+    from motionmillion.serve.worker import GenerationPool
+
+    with GenerationPool(2, None, "cpu", 8, encode_texts=encoder.encode, text_encoder_info=info) as pool:
+        pool.wait_ready()
+        there = pool.generate(requests)
+    for a, b in zip(there, bundled_pipe.generate(requests)):
+        assert a.meta["tokens"] == b.meta["tokens"]  # the same codes were drawn
+        np.testing.assert_allclose(a.features, b.features, atol=1e-5)  # text features computed in another process
+        assert a.meta.get("coverage") == pytest.approx(b.meta.get("coverage"), abs=1e-4)

@@ -148,8 +148,10 @@ class Server:
         self._generate_batch = generate
         self.config = config
         self.max_seconds = min(config.max_seconds or pipe.max_seconds, pipe.max_seconds)
+        if config.workers > 1 and generate is None:
+            raise ValueError("workers > 1 needs a thread-safe generate (e.g. serve.worker.GenerationPool)")
         self.batcher = Batcher(self._generate, max_batch=config.max_batch, max_wait_s=config.max_wait_ms / 1000,
-                               max_queue=config.max_queue)  # fmt: skip
+                               max_queue=config.max_queue, workers=config.workers)  # fmt: skip
         self.store = MotionStore(config.cache_dir, config.cache_max_bytes)
         self.exclusive_jobs = 0  # timelines and streams waiting for or on the generation thread
 

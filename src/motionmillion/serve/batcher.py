@@ -26,6 +26,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+FILL_WAIT = 5  # with another batch running, a new one waits up to this many max_wait for its share
+
+
 class QueueFullError(RuntimeError):
     """The queue holds ``max_queue`` requests already (the server answers 429)."""
 
@@ -58,7 +61,9 @@ class BatchStats:
 
 class Batcher:
     def __init__(self, generate: Callable[[Sequence[Any]], Sequence[Any]], max_batch: int = 32,
-                 max_wait_s: float = 0.010, max_queue: int = 256):  # fmt: skip
+                 max_wait_s: float = 0.010, max_queue: int = 256, workers: int = 1):  # fmt: skip
+        """``workers``: batches that may run at once (``generate`` must then be thread-safe, e.g. a pool of
+        generation processes); timelines and streams (``run_in_worker``) still run one at a time."""
         self._generate = generate
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -66,10 +71,14 @@ class Batcher:
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
-        # One thread: the pipeline is not re-entrant, and one batched call uses the cores best.
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        # One thread per concurrent batch; the in-process pipeline (run_in_worker) is not re-entrant: one thread.
+        self.workers = workers
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate")
+        self._exclusive_executor = (self._executor if workers == 1 else
+                                    concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="exclusive"))  # fmt: skip
         self._last_arrival = float("-inf")
         self._carried: _Job | None = None
+        self._running: set[asyncio.Task] = set()  # batches being generated
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -81,10 +90,11 @@ class Batcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._exclusive_executor.shutdown(wait=True, cancel_futures=True)
 
     def run_in_worker(self, fn: Callable, *args) -> asyncio.Future:
         """Run ``fn`` on the generation thread (e.g. a streaming generator), in turn with the batches."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self._exclusive_executor, fn, *args)
 
     @property
     def queued(self) -> int:
@@ -103,9 +113,23 @@ class Batcher:
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
-            raise QueueFullError(f"the server is busy: {self.max_queue} requests are queued already") from None
+            self._drop_abandoned()  # requests that gave up (timed out, client gone) free their places
+            try:
+                self._queue.put_nowait(job)
+            except asyncio.QueueFull:
+                raise QueueFullError(f"the server is busy: {self.max_queue} requests are queued already") from None
         self._last_arrival = now
         return job.future
+
+    def _drop_abandoned(self) -> None:
+        assert self._queue is not None
+        waiting = []
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                waiting.append(job)
+        for job in waiting:  # same order
+            self._queue.put_nowait(job)
 
     # ------------------------------------------------------------------ collecting and running
     async def _next_job(self, timeout: float | None) -> _Job | None:
@@ -130,8 +154,14 @@ class Batcher:
         batch: list[_Job] = []
         size = 0
         deadline = 0.0
+        # With another batch running there is no hurry: wait (up to FILL_WAIT x max_wait) until this batch
+        # holds its share of max_batch, rather than take whatever is queued (32 busy clients on 2 workers
+        # otherwise split into groups of 8).
+        share = max(1, self.max_batch // self.workers)
         while size < self.max_batch:
-            job = await self._next_job(None if not batch else deadline - loop.time())
+            busy = bool(self._running)  # now: a lone client's batch never waits on one that has finished
+            timeout = None if not batch else (0.0 if busy and size >= share else deadline - loop.time())
+            job = await self._next_job(timeout)
             if job is None:
                 break
             if job.future.done():  # timed out or cancelled while it queued
@@ -141,32 +171,41 @@ class Batcher:
                 break
             if not batch:
                 deadline = job.arrived + (self.max_wait_s if job.expects_company else 0.0)
+                if self._running:
+                    deadline = max(deadline, loop.time() + FILL_WAIT * self.max_wait_s)
             batch.append(job)
             size += len(job.items)
         return batch
 
     async def _collect_forever(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.workers)
         while True:
+            await slots.acquire()  # a free worker first, so a batch is not formed before it can run
             batch = await self._next_batch()
-            items = [item for job in batch for item in job.items]
-            self.stats.sizes[len(items)] += 1
-            started = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self._executor, self._generate, items)
-                self.stats.generating_seconds += time.perf_counter() - started
-                self._deliver(batch, results)
-            except ValueError:
-                # One bad request must not fail its neighbours: run each alone to find it.
-                for job in batch:
-                    try:
-                        self._deliver([job], await loop.run_in_executor(self._executor, self._generate, job.items))
-                    except Exception as err:  # noqa: BLE001 - handed to the request that caused it
-                        _set(job.future, error=err)
-            except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
-                log.exception("generation failed for a batch of %d", len(items))
-                for job in batch:
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(lambda t: (self._running.discard(t), slots.release()))
+
+    async def _run(self, batch: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [item for job in batch for item in job.items]
+        self.stats.sizes[len(items)] += 1
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._generate, items)
+            self.stats.generating_seconds += time.perf_counter() - started
+            self._deliver(batch, results)
+        except ValueError:
+            # One bad request must not fail its neighbours: run each alone to find it.
+            for job in batch:
+                try:
+                    self._deliver([job], await loop.run_in_executor(self._executor, self._generate, job.items))
+                except Exception as err:  # noqa: BLE001 - handed to the request that caused it
                     _set(job.future, error=err)
+        except Exception as err:  # noqa: BLE001 - every waiting request learns of the failure
+            log.exception("generation failed for a batch of %d", len(items))
+            for job in batch:
+                _set(job.future, error=err)
 
     @staticmethod
     def _deliver(batch: list[_Job], results: Sequence[Any]) -> None:

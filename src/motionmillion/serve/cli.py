@@ -19,6 +19,7 @@ def serve_command(
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     max_batch: int = typer.Option(ServeConfig.max_batch, "--max-batch", help="Most motions in one batched sampler call."),
     max_wait_ms: float = typer.Option(ServeConfig.max_wait_ms, "--max-wait-ms", help="Longest wait for company before a batch starts."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Generation processes, each running one batch with one CPU thread."),
     max_queue: int = typer.Option(ServeConfig.max_queue, "--max-queue", help="Requests waiting for the generator; more get a 429."),
     request_timeout: float = typer.Option(ServeConfig.request_timeout_s, "--request-timeout", help="Seconds a request may queue + generate."),
     max_prompt_chars: int = typer.Option(ServeConfig.max_prompt_chars, "--max-prompt-chars"),
@@ -33,17 +34,19 @@ def serve_command(
 
     from motionmillion.pipeline import MotionPipeline
     from motionmillion.serve.app import create_app
-    from motionmillion.serve.worker import GenerationProcess
+    from motionmillion.serve.worker import GenerationPool
 
-    config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+    config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers, max_queue=max_queue,
                          request_timeout_s=request_timeout, max_prompt_chars=max_prompt_chars,
                          max_num_samples=max_num_samples, max_seconds=max_seconds, cache_dir=cache_dir,
                          cache_max_bytes=int(cache_max_mb * 2**20))  # fmt: skip
     start = time.perf_counter()
-    # Batches run in a child process (serve/worker.py) that loads the model while this process does the
-    # same for the checks, timelines and streams it serves itself.
-    with GenerationProcess(model, device, config.max_batch) as generation:
-        pipe = MotionPipeline.from_pretrained(model, device=device)
+    # Batches run in child processes (serve/worker.py), one batch each; this process keeps the model for the
+    # checks, timelines and streams it serves itself, and encodes each batch's texts for the children.
+    pipe = MotionPipeline.from_pretrained(model, device=device)
+    encoder = pipe.text_encoder
+    info = {"name": encoder.name, "dim": encoder.dim, "max_length": encoder.max_length}
+    with GenerationPool(workers, model, device, config.max_batch, encode_texts=encoder.encode, text_encoder_info=info) as generation:
         warm_up(pipe)
         generation.wait_ready()
         app = create_app(pipe, config, generate=generation.generate)

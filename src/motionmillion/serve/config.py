@@ -11,6 +11,8 @@ class ServeConfig:
     # Dynamic batching: up to max_batch motions in one sampler call, waiting at most max_wait_ms for company.
     max_batch: int = 32
     max_wait_ms: float = 10.0
+    # Batches generated at once (one per generation process of `motionmillion serve`; 1 = in this process).
+    workers: int = 1
     # Limits on one request (each bad value is answered with a 422 that names it).
     max_prompt_chars: int = 500
     max_seconds: float | None = None  # None = the model's longest motion
@@ -25,7 +27,7 @@ class ServeConfig:
     cache_max_bytes: int = 512 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        positive = {"max_batch": self.max_batch, "max_prompt_chars": self.max_prompt_chars,
+        positive = {"max_batch": self.max_batch, "workers": self.workers, "max_prompt_chars": self.max_prompt_chars,
                     "max_num_samples": self.max_num_samples, "max_segments": self.max_segments, "max_body_bytes": self.max_body_bytes,
                     "max_queue": self.max_queue, "request_timeout_s": self.request_timeout_s,
                     "cache_max_bytes": self.cache_max_bytes}  # fmt: skip

@@ -6,14 +6,19 @@ JSON) is then a wait for the generating thread: a thread busy 30% of the time sl
 1.8x here (152 -> 274 ms). The child process has its own interpreter and GIL and loads its own copy of the
 pipeline; batches go to it over a pipe and come back as finished motions (joints already computed, so the
 server only writes them out).
+
+With ``encode_texts`` (the server's own text encoder) the server encodes each batch's texts and sends the
+features along, so a child loads no text encoder: two children (one per core of a 2-core CPU) then fit in
+the memory one child with an encoder took. :class:`GenerationPool` hands batches to free children.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -26,11 +31,15 @@ class GenerationProcess:
     the batch it held fails with a RuntimeError.
     """
 
-    def __init__(self, model: str | Path | None, device: str | None, batch_size: int, start_timeout_s: float = 120.0):
+    def __init__(self, model: str | Path | None, device: str | None, batch_size: int, start_timeout_s: float = 120.0,
+                 encode_texts: Callable | None = None, text_encoder_info: dict | None = None):  # fmt: skip
         """``model``/``device`` as :meth:`MotionPipeline.from_pretrained` takes them (None: the bundled model,
-        the default device). The child starts loading at once; :meth:`wait_ready` waits for it."""
+        the default device). ``encode_texts(texts) -> TextEncoderOutput`` (with ``text_encoder_info``: its
+        name, dim and max_length): the server's encoder, so the child loads none. The child starts loading
+        at once; :meth:`wait_ready` waits for it."""
         self.model = None if model is None else str(model)
         self.device, self.batch_size = device, batch_size
+        self.encode_texts, self.text_encoder_info = encode_texts, text_encoder_info
         self.start_timeout_s = start_timeout_s
         self._context = multiprocessing.get_context("spawn")  # no forked torch state
         self._lock = threading.Lock()
@@ -40,8 +49,8 @@ class GenerationProcess:
 
     def _start(self) -> None:
         parent, child = self._context.Pipe()
-        self._process = self._context.Process(target=_child_main, args=(child, self.model, self.device),
-                                              name="motionmillion-generate", daemon=True)  # fmt: skip
+        self._process = self._context.Process(target=_child_main, args=(child, self.model, self.device,
+                                              self.text_encoder_info), name="motionmillion-generate", daemon=True)  # fmt: skip
         self._process.start()
         child.close()
         self._connection = parent
@@ -58,11 +67,20 @@ class GenerationProcess:
                                f"{self._process.exitcode})") from None  # fmt: skip
         if status != "ready":
             raise RuntimeError(f"the generation process could not load the model: {payload}")
+        if self.encode_texts is not None:  # lazy initialisation paid now, not by the first user
+            from motionmillion.pipeline import GenerationRequest
+
+            self.generate([GenerationRequest("a person walks forward", seconds=1.0, seed=0)])
 
     def generate(self, requests: Sequence) -> list:
         with self._lock:
+            texts = None
+            if self.encode_texts is not None:  # the child has no encoder: send what it would compute
+                distinct = list(dict.fromkeys(r.conditioning_text for r in requests))
+                encoded = self.encode_texts(distinct)
+                texts = (distinct, encoded.features.cpu().numpy(), encoded.mask.cpu().numpy())
             try:
-                self._connection.send(("generate", list(requests), self.batch_size))
+                self._connection.send(("generate", list(requests), self.batch_size, texts))
                 status, payload = self._receive()
             except (EOFError, OSError, BrokenPipeError) as err:
                 log.error("the generation process stopped (%s); starting it again", err)
@@ -106,7 +124,34 @@ class GenerationProcess:
         self.close()
 
 
-def _child_main(connection, model: str | None, device: str | None) -> None:
+class GivenTextFeatures:
+    """A child's text encoder: returns the features the server sent with the batch (no model loaded)."""
+
+    def __init__(self, name: str, dim: int, max_length: int):
+        self.name, self.dim, self.max_length = name, dim, max_length
+        self._rows: dict[str, int] = {}
+        self._features = self._mask = None
+
+    def give(self, texts: list[str], features, mask) -> None:
+        import torch
+
+        self._rows = {text: i for i, text in enumerate(texts)}
+        self._features, self._mask = torch.from_numpy(features), torch.from_numpy(mask)
+
+    def encode(self, texts: list[str]):
+        from motionmillion.text.encoders import TextEncoderOutput
+
+        missing = [t for t in texts if t not in self._rows]
+        if missing:
+            raise RuntimeError(f"no text features were sent for {missing[0]!r}")
+        rows = [self._rows[t] for t in texts]
+        return TextEncoderOutput(self._features[rows], self._mask[rows])
+
+    def to(self, device) -> GivenTextFeatures:
+        return self
+
+
+def _child_main(connection, model: str | None, device: str | None, text_encoder_info: dict | None) -> None:
     """The child: load the pipeline, warm it up, then answer batches until told to stop."""
     import signal
 
@@ -114,8 +159,10 @@ def _child_main(connection, model: str | None, device: str | None) -> None:
     try:
         from motionmillion.pipeline import GenerationRequest, MotionPipeline
 
-        pipe = MotionPipeline.from_pretrained(model, device=device)
-        list(pipe.generate([GenerationRequest("a person walks forward", seconds=1.0, seed=0)]))  # lazy inits
+        given = GivenTextFeatures(**text_encoder_info) if text_encoder_info else None
+        pipe = MotionPipeline.from_pretrained(model, device=device, text_encoder=given)
+        if given is None:
+            list(pipe.generate([GenerationRequest("a person walks forward", seconds=1.0, seed=0)]))  # lazy inits
     except Exception as err:  # noqa: BLE001 - reported to the server, which stops with it
         connection.send(("error", f"{type(err).__name__}: {err}"))
         return
@@ -127,8 +174,10 @@ def _child_main(connection, model: str | None, device: str | None) -> None:
             return
         if message[0] == "stop":
             return
-        _, requests, batch_size = message
+        _, requests, batch_size, texts = message
         try:
+            if given is not None:
+                given.give(*texts)
             motions = list(pipe.generate(requests, batch_size=batch_size))
             for motion in motions:
                 motion.joints  # noqa: B018 - computed here (a cached property travels with the motion)
@@ -136,3 +185,34 @@ def _child_main(connection, model: str | None, device: str | None) -> None:
         except Exception as err:  # noqa: BLE001 - handed back to the batch that caused it
             kind = "ValueError" if isinstance(err, ValueError) else type(err).__name__
             connection.send(("error", (kind, str(err))))
+
+
+class GenerationPool:
+    """``generate(requests)`` on whichever of ``size`` children is free (one batch per child at a time)."""
+
+    def __init__(self, size: int, *args, **kwargs):
+        self.processes = [GenerationProcess(*args, **kwargs) for _ in range(size)]
+        self._free: queue.Queue[GenerationProcess] = queue.Queue()
+        for process in self.processes:
+            self._free.put(process)
+
+    def wait_ready(self) -> None:
+        for process in self.processes:
+            process.wait_ready()
+
+    def generate(self, requests: Sequence) -> list:
+        process = self._free.get()
+        try:
+            return process.generate(requests)
+        finally:
+            self._free.put(process)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.close()
+
+    def __enter__(self) -> GenerationPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
