@@ -30,16 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motionmillion.motion.kinematics import joint_steps
 from motionmillion.motion.representation import HEADING, ROOT_VEL, VELOCITIES
 from motionmillion.motion.rotations import matrix_to_6d
 from motionmillion.pipeline import CONTEXT_SECONDS, MotionPipeline
 
 PARAPHRASES = Path(__file__).resolve().parents[1] / "src/motionmillion/assets/eval/paraphrases.jsonl"
-
-
-def joint_steps(joints: np.ndarray) -> np.ndarray:
-    """(T - 1,) largest joint displacement between consecutive frames, metres."""
-    return np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=-1)
 
 
 def seam_ratio(motion) -> float:

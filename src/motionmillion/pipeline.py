@@ -41,6 +41,7 @@ from motionmillion.motion.consistency import (
     make_consistent_many,
     save_skeleton,
 )
+from motionmillion.motion.kinematics import joint_steps
 from motionmillion.motion.representation import decode_joints, decode_rotations
 
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
@@ -676,8 +677,7 @@ class MotionPipeline:
             candidate_seed = (seed + k * SEAM_SEED_STRIDE) % 2**63
             codes = draw(candidate_seed)
             head = list(itertools.islice(codes, SEAM_TOKENS))
-            joints = decode_joints(self._decode(before + head))
-            steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=-1)  # (frames - 1,)
+            steps = joint_steps(decode_joints(self._decode(before + head)))  # (frames - 1,)
             seam = len(before) * fpt
             near = np.zeros(len(steps), dtype=bool)
             near[max(0, seam - 5) : seam + 5] = True

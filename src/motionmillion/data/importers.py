@@ -59,6 +59,7 @@ from motionmillion.data.layout import (
     write_split,
     write_texts,
 )
+from motionmillion.motion.kinematics import joint_steps
 from motionmillion.motion.skeleton import FPS
 from motionmillion.utils.io import atomic_write_json
 
@@ -249,7 +250,7 @@ def leading_pose_jumps(joints: np.ndarray, most: int = 5) -> int:
     """How many leading frames of a take (T, 22, 3) are a different pose placed elsewhere: each is followed
     by a jump of some joint over POSE_JUMP_M and 10x the take's median largest-joint step. 10 cmu-cc takes
     (007_03-12) start with the rig's T-pose 2.5-3 m from where the motion begins."""
-    steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=1)
+    steps = joint_steps(joints)
     if len(steps) < 2 * most:
         return 0
     typical = float(np.median(steps[most:]))

@@ -30,6 +30,11 @@ def global_to_local(global_rot: np.ndarray) -> np.ndarray:
     return local
 
 
+def joint_steps(joints: np.ndarray) -> np.ndarray:
+    """(T - 1,) the largest distance any joint of (T, 22, 3) moves between consecutive frames."""
+    return np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=-1)
+
+
 def forward_kinematics(rotations: np.ndarray, root_positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Joint positions (T, 22, 3) from rotations (T, 22, 3, 3), root positions (T, 3), offsets (22, 3)."""
     return joints_from_global(local_to_global(rotations), root_positions, offsets)
