@@ -393,47 +393,34 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
     return items
 
 
-def content_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300") -> dict[str, np.ndarray]:
-    """Mean unit motion embedding of the unmirrored clips of each canonical content (all splits), with
-    contents from the dataset's import records."""
+def motion_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300",
+                      styles: bool = False) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
+    """Mean unit motion embedding of the unmirrored clips (all splits, labels from the dataset's import
+    records) of each canonical content, and with ``styles`` of each (content, style): a generated motion's
+    style is the nearest of its own content's styles ("which style of run is it?"). Each clip is read
+    and encoded once for both."""
     from motionmillion.data.importers import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)
     labels = clip_labels(dataset_root)
-    by_content: dict[str, list[str]] = {}
     reverse = {name: label for label, (_, names) in ALL_CONTENTS.items() for name in names}
+    names, keys = [], []
     for name in dataset.names("all", kind=kind):
         label = labels.get(name)
         if label is not None and not label.mirrored and label.content in reverse:
-            by_content.setdefault(reverse[label.content], []).append(name)
-    out = {}
-    for label, names in by_content.items():
-        emb = evaluator.encode_motion([dataset.motion(n) for n in names])
-        mean = emb.mean(0)
-        out[label] = mean / np.linalg.norm(mean)
-    return out
+            names.append(name)
+            keys.append((reverse[label.content], label.style))
+    embeddings = evaluator.encode_motion([dataset.motion(n) for n in names]) if names else None
 
+    def means(group_of) -> dict:
+        groups: dict = {}
+        for i, key in enumerate(keys):
+            if (group := group_of(key)) is not None:
+                groups.setdefault(group, []).append(i)
+        return {group: (m := embeddings[rows].mean(0)) / np.linalg.norm(m) for group, rows in groups.items()}
 
-def style_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300") -> dict[tuple[str, str], np.ndarray]:
-    """Mean unit motion embedding of the unmirrored clips of each (canonical content, style): a generated
-    motion's style is the nearest of its own content's styles ("which style of run is it?")."""
-    from motionmillion.data.importers import clip_labels
-    from motionmillion.data.layout import MotionDataset
-
-    dataset = MotionDataset(dataset_root)
-    labels = clip_labels(dataset_root)
-    reverse = {name: label for label, (_, names) in ALL_CONTENTS.items() for name in names}
-    by_combo: dict[tuple[str, str], list[str]] = {}
-    for name in dataset.names("all", kind=kind):
-        label = labels.get(name)
-        if label is not None and not label.mirrored and label.style and label.content in reverse:
-            by_combo.setdefault((reverse[label.content], label.style), []).append(name)
-    out = {}
-    for combo, names in by_combo.items():
-        mean = evaluator.encode_motion([dataset.motion(n) for n in names]).mean(0)
-        out[combo] = mean / np.linalg.norm(mean)
-    return out
+    return means(lambda key: key[0]), (means(lambda key: key if key[1] else None) if styles else {})
 
 
 def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, samples: int = 1, seed: int = 0,
@@ -451,9 +438,8 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
     labelled = [i for i, it in enumerate(items) if it.content]
     candidates = sorted({items[i].content for i in labelled} | set(CONTENTS)) if labelled else []
     cand_text_emb = evaluator.encode_text([ALL_CONTENTS[c][0] for c in candidates]) if candidates else None
-    prototypes = content_prototypes(evaluator, dataset_root) if (labelled and dataset_root) else {}
-    styled = [i for i in labelled if items[i].style]
-    combos = style_prototypes(evaluator, dataset_root) if (styled and dataset_root) else {}
+    styled = any(items[i].style for i in labelled)
+    prototypes, combos = motion_prototypes(evaluator, dataset_root, styles=styled) if (labelled and dataset_root) else ({}, {})
 
     bar = tqdm(total=len(items) * samples, desc="generating", unit="motion", disable=not progress)
     started = time.time()
