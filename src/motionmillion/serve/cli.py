@@ -34,7 +34,7 @@ def serve_command(
 
     from motionmillion.pipeline import MotionPipeline
     from motionmillion.serve.app import create_app
-    from motionmillion.serve.worker import GenerationPool
+    from motionmillion.serve.worker import GenerationPool, warm_up
 
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers, max_queue=max_queue,
                          request_timeout_s=request_timeout, max_prompt_chars=max_prompt_chars,
@@ -47,15 +47,9 @@ def serve_command(
     encoder = pipe.text_encoder
     info = {"name": encoder.name, "dim": encoder.dim, "max_length": encoder.max_length}
     with GenerationPool(workers, model, device, config.max_batch, encode_texts=encoder.encode, text_encoder_info=info) as generation:
-        warm_up(pipe)
+        warm_up(pipe.generate)
         generation.wait_ready()
         app = create_app(pipe, config, generate=generation.generate)
         typer.echo(f"model loaded in {time.perf_counter() - start:.1f} s; studio at http://{host}:{port}/, API docs at /docs")
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
-
-def warm_up(pipe) -> None:
-    """One tiny generation so that the first user does not pay for lazy initialisation (~0.2 s)."""
-    from motionmillion.pipeline import GenerationRequest
-
-    list(pipe.generate([GenerationRequest("a person walks forward", seconds=1.0, seed=0)]))
