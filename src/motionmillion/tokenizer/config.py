@@ -65,10 +65,20 @@ class LossConfig:
     positions: float = 0.5  # local joint positions [8:74] (the reference's so-called "velocity" loss)
     root: float = 0.0  # root velocity + heading [0:8]
     velocity: float = 0.0  # joint velocities [74:140] (the real velocity block)
+    # Kinematic terms on the de-normalised motion (tokenizer/losses.py), in metres or m/s^2.
+    bones: float = 0.0  # decoded bone lengths against the clip's
+    forward_kinematics: float = 0.0  # joints posed by the decoded rotations against the clip's joints
+    acceleration: float = 0.0  # joint accelerations against the clip's (jitter)
 
     def __post_init__(self) -> None:
-        if self.beta <= 0 or min(self.reconstruction, self.positions, self.root, self.velocity) < 0:
+        weights = (self.reconstruction, self.positions, self.root, self.velocity, self.bones,
+                   self.forward_kinematics, self.acceleration)  # fmt: skip
+        if self.beta <= 0 or min(weights) < 0:
             raise ValueError(f"loss weights must be >= 0 and beta > 0: {self}")
+
+    @property
+    def has_kinematic_terms(self) -> bool:
+        return self.bones > 0 or self.forward_kinematics > 0 or self.acceleration > 0
 
 
 @dataclass
@@ -97,9 +107,15 @@ class TrainConfig:
     # random: each window read where it lies (fast while the packed store fits in RAM); stream: shuffled
     # contiguous blocks (data/stream.py) for a packed store larger than RAM
     reader: str = "random"
+    # Share of each content/style stratum of the windows ~ size**alpha (1 = uniform clips; reader random only)
+    stratum_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives a list
+        if not 0.0 <= self.stratum_alpha <= 1.0:
+            raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
+        if self.stratum_alpha != 1.0 and self.reader != "random":
+            raise ValueError("stratum_alpha needs reader=random (the stream reader reads contiguous blocks)")
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         check_choice("reader", self.reader, ("random", "stream"))

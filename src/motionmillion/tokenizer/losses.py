@@ -1,7 +1,16 @@
-"""Tokenizer training loss: weighted SmoothL1 terms on normalised 272 features (fact sheet 3.5).
+"""Tokenizer training loss: weighted SmoothL1 terms on normalised 272 features (fact sheet 3.5), plus
+kinematic terms on the de-normalised motion that tie its parts together (issue 12).
 
 Unlike the reference, the "velocity" term here really covers the joint velocities [74:140]; the
 reference's position term [8:74] is kept under its own name, and the root term [0:8] applies always.
+
+Kinematic terms (metres; 0 switches one off), computed in the heading-free frame the features live in:
+- ``bones``: each decoded bone's length against the clip's (bone lengths must not breathe);
+- ``forward_kinematics``: joints posed by the decoded rotations on the clip's own skeleton (offsets
+  fitted from the target, which real clips satisfy exactly) against the target joints, so the
+  rotation part says what the position part says;
+- ``acceleration``: second frame differences of the decoded joints against the target's, in m/s^2
+  (against jitter).
 """
 
 from __future__ import annotations
@@ -9,14 +18,66 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from motionmillion.motion.representation import POSITIONS, VELOCITIES
+from motionmillion.motion.representation import POSITIONS, ROTATIONS, VELOCITIES
+from motionmillion.motion.skeleton import FPS, NUM_JOINTS, PARENTS
 from motionmillion.tokenizer.config import LossConfig
 
 ROOT = slice(0, 8)  # root velocity (2) + heading delta (6)
+_CHILDREN = list(range(1, NUM_JOINTS))
+_BONE_PARENTS = [PARENTS[j] for j in _CHILDREN]
 
 
-def tokenizer_loss(pred: torch.Tensor, target: torch.Tensor, config: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its named parts (as floats, for logging); computed in float32."""
+def sixd_to_matrix(sixd: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3), rows b1, b2, b1 x b2 (the convention of motion.rotations)."""
+    b1 = F.normalize(sixd[..., :3], dim=-1)
+    a2 = sixd[..., 3:6]
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack([b1, b2, torch.linalg.cross(b1, b2)], dim=-2)
+
+
+def global_rotations(local: torch.Tensor) -> torch.Tensor:
+    """(..., 22, 3, 3) local rotations (joint 0 global) -> global rotations."""
+    out = [local[..., 0, :, :]]
+    for j in _CHILDREN:
+        out.append(out[PARENTS[j]] @ local[..., j, :, :])
+    return torch.stack(out, dim=-3)
+
+
+def kinematic_terms(pred: torch.Tensor, target: torch.Tensor, config: LossConfig) -> dict[str, torch.Tensor]:
+    """The kinematic terms of de-normalised (B, T, 272) motions, each a scalar in metres (or m/s^2)."""
+    shape = pred.shape[:-1] + (NUM_JOINTS, 3)
+    p, g = pred[..., POSITIONS].reshape(shape), target[..., POSITIONS].reshape(shape)
+    terms: dict[str, torch.Tensor] = {}
+    if config.bones > 0:
+        length_p = (p[..., _CHILDREN, :] - p[..., _BONE_PARENTS, :]).norm(dim=-1)
+        length_g = (g[..., _CHILDREN, :] - g[..., _BONE_PARENTS, :]).norm(dim=-1)
+        terms["bones"] = (length_p - length_g).abs().mean()
+    if config.forward_kinematics > 0:
+        with torch.no_grad():  # the clip's skeleton: offset_j = mean_t G_parent^T (p_j - p_parent), exact for real clips
+            glob_g = global_rotations(sixd_to_matrix(target[..., ROTATIONS].reshape(shape[:-1] + (6,))))
+            bones_g = (g[..., _CHILDREN, :] - g[..., _BONE_PARENTS, :]).unsqueeze(-1)
+            offsets = (glob_g[..., _BONE_PARENTS, :, :].transpose(-1, -2) @ bones_g).squeeze(-1).mean(dim=1, keepdim=True)
+        glob_p = global_rotations(sixd_to_matrix(pred[..., ROTATIONS].reshape(shape[:-1] + (6,))))
+        posed = [p[..., 0, :]]  # the decoded pelvis, then the chain of decoded rotations
+        for k, j in enumerate(_CHILDREN):
+            parent = PARENTS[j]
+            posed.append(posed[parent] + (glob_p[..., parent, :, :] @ offsets[..., k, :, None]).squeeze(-1))
+        terms["forward_kinematics"] = (torch.stack(posed, dim=-2) - g).norm(dim=-1).mean()
+    if config.acceleration > 0:
+        def accel(x: torch.Tensor) -> torch.Tensor:
+            return (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) * FPS**2
+
+        terms["acceleration"] = (accel(p) - accel(g)).norm(dim=-1).mean()
+    return terms
+
+
+def tokenizer_loss(pred: torch.Tensor, target: torch.Tensor, config: LossConfig,
+                   normalization: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """Total loss and its named parts (as floats, for logging); computed in float32.
+
+    ``normalization`` (mean, std) is needed for the kinematic terms, which work on the de-normalised motion.
+    """
     pred, target = pred.float(), target.float()
     terms = {
         "reconstruction": (config.reconstruction, slice(None)),
@@ -32,5 +93,12 @@ def tokenizer_loss(pred: torch.Tensor, target: torch.Tensor, config: LossConfig)
         value = F.smooth_l1_loss(pred[..., block], target[..., block], beta=config.beta)
         total = total + weight * value
         parts[name] = float(value.detach())
+    if config.has_kinematic_terms:
+        if normalization is None:
+            raise ValueError("the kinematic loss terms need the normalisation (mean, std)")
+        mean, std = normalization
+        for name, value in kinematic_terms(pred * std + mean, target * std + mean, config).items():
+            total = total + getattr(config, name) * value
+            parts[name] = float(value.detach())
     parts["loss"] = float(total.detach())
     return total, parts

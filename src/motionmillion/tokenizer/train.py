@@ -81,6 +81,7 @@ class TokenizerTrainer:
         self.bf16 = self.mixed == "bf16"
 
         self.clips = MotionClips(self.data_root, "train", min_frames=tc.window)
+        self.clips.balance(tc.stratum_alpha)
         self.val_clips = MotionClips(self.data_root, "val", min_frames=self.config.model.frames_per_token)
         if self.is_main:
             atomic_write_json(run_config_path, self.config.to_dict())
@@ -121,6 +122,8 @@ class TokenizerTrainer:
                    dynamic_ncols=True)  # fmt: skip
         last_val = float("nan")
         std = torch.as_tensor(self.clips.normalizer.std[POSITIONS], dtype=torch.float32, device=accelerator.device)
+        normalization = tuple(torch.as_tensor(a, dtype=torch.float32, device=accelerator.device)
+                              for a in (self.clips.normalizer.mean, self.clips.normalizer.std))  # fmt: skip
         self.model.train()
         stream = None
         if tc.reader == "stream":
@@ -136,7 +139,7 @@ class TokenizerTrainer:
                 group["lr"] = learning_rate(self.step, tc)
             with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 recon, ids = self.model(x)
-            loss, parts = tokenizer_loss(recon, x, self.config.loss)
+            loss, parts = tokenizer_loss(recon, x, self.config.loss, normalization)
             accelerator.backward(loss)
             if tc.grad_clip > 0:
                 accelerator.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
