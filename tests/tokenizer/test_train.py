@@ -77,3 +77,31 @@ def test_stream_reader_trains_and_resumes_exactly(tiny_dataset, tmp_path):
     train(random_reader, tiny_dataset, tmp_path / "random", progress=False)
     other = load_file(tmp_path / "random" / "model.safetensors")
     assert any(not torch.equal(final[key], other[key]) for key in final)  # the stream really fed other windows
+
+
+def test_balanced_windows_draw_rare_strata_more_often(tiny_dataset, monkeypatch, caplog):
+    import numpy as np
+
+    from motionmillion.tokenizer import encode
+    from motionmillion.tokenizer.data import MotionClips
+
+    clips = MotionClips(tiny_dataset, "train", min_frames=16)
+    clips.balance(0.5)  # the tiny dataset has no import records: uniform clips, said in the log
+    assert clips.clip_weights is None and "no import records" in caplog.text
+    rare = clips.names[:1]
+    monkeypatch.setattr(encode, "clip_strata", lambda root, names: {n: "src/rare" if n in rare else "src/common" for n in names})
+
+    def rare_share(alpha: float) -> float:
+        clips.balance(alpha)
+        drawn = []
+        for step in range(300):  # the window of the rare clip is recognised by its frames
+            batch = clips.sample_windows(8, 16, seed=0, step=step)
+            first = clips.normalizer.normalize(clips.clip(0)).astype(np.float32)
+            drawn += [any(np.array_equal(w, first[s : s + 16]) for s in range(len(first) - 15)) for w in batch]
+        return float(np.mean(drawn))
+
+    uniform = 1 / len(clips)
+    assert rare_share(1.0) == pytest.approx(uniform, abs=0.03)
+    assert rare_share(0.0) == pytest.approx(0.5, abs=0.05)  # two strata, equally often
+    with pytest.raises(ValueError, match="stratum_alpha"):
+        tiny_run(**{"train.stratum_alpha": 0.5, "train.reader": "stream"})

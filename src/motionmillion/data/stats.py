@@ -146,3 +146,16 @@ def dataset_skeleton(root: str | Path, split: str = "train", max_clips: int = 10
     if len(names) > max_clips:
         names = [names[i] for i in np.linspace(0, len(names) - 1, max_clips).round().astype(int)]
     return typical_skeleton(dataset.motion(name).astype(np.float64) for name in names), len(names)
+
+
+def stratum_weights(strata: list[str], alpha: float, levels: int = 0) -> np.ndarray:
+    """Per-item probabilities that give each stratum (e.g. a content/style) a share proportional to its
+    size**alpha, as multilingual LMs temper language sizes: alpha 1 keeps the data as it is, 0 makes every
+    stratum equally likely. ``levels`` > 0 keeps only the first levels of a "source/content/style" stratum
+    (2 = per content). Used by the tokenizer's windows and the generator's rows, so rare movements (one
+    take of a kick) are seen often enough to be learnt."""
+    keys = ["/".join(key.split("/")[:levels]) for key in strata] if levels > 0 else list(strata)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    weights = counts[inverse].astype(np.float64) ** (alpha - 1.0)
+    return weights / weights.sum()
+

@@ -72,22 +72,16 @@ class TokenDataset:
 
     @staticmethod
     def _stratum_weights(encoded, names: list[str], alpha: float, levels: int = 0) -> np.ndarray | None:
-        """Per-item probabilities that give each stratum (e.g. content/style) a share proportional to
-        its size**alpha, as multilingual LMs temper language sizes: alpha 1 keeps the data as it is,
-        0 makes every stratum equally likely. ``levels`` > 0 keeps only the first levels of a
-        "source/content/style" stratum (2 = per content). None means plain shuffled epochs."""
+        """Tempered per-item probabilities (data.stats.stratum_weights); None means plain shuffled epochs."""
+        from motionmillion.data.stats import stratum_weights
+
         if alpha == 1.0:
             return None
         strata = encoded.strata()
         if not strata:
             log.warning("stratum_alpha=%s ignored: %s has no strata.json (re-encode the tokens)", alpha, encoded.folder)
             return None
-        keys = [strata.get(name, name) for name in names]
-        if levels > 0:
-            keys = ["/".join(key.split("/")[:levels]) for key in keys]
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        weights = counts[inverse].astype(np.float64) ** (alpha - 1.0)
-        return weights / weights.sum()
+        return stratum_weights([strata.get(name, name) for name in names], alpha, levels)
 
     def __len__(self) -> int:
         return len(self.codes)
