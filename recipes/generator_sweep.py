@@ -11,7 +11,7 @@ of 16 MiB. So:
         each run's lowest-val-loss and final weights as fp16 safetensors, split into parts of 15 MiB,
         with one sweep.json of every run's settings, val curve and speed
     python recipes/generator_sweep.py unpack --from FILES_AT --to work/sweep
-        here: join the parts and write each run as a loadable fp32 generator folder
+        here: join the parts and write each run as a loadable generator folder (fp16 weights, as they came)
 
 --smoke runs every run for a few steps on whatever device there is (the CPU here), end to end.
 Nothing is downloaded: the caption features travel, the text encoder stays behind.
@@ -164,6 +164,7 @@ def collect(work: Path, out: Path, names: list[str], smoke: bool = False) -> Non
 
 
 def unpack(source: Path, dest: Path) -> None:
+    import torch
     from safetensors.torch import load
 
     from motionmillion.utils.model_folder import save_model_folder
@@ -171,10 +172,11 @@ def unpack(source: Path, dest: Path) -> None:
     meta = json.loads((source / "sweep.json").read_text())
     stream = b"".join((source / f"weights.part{i}").read_bytes() for i in range(meta["parts"]))
     for key, (start, length) in meta["layout"].items():
-        state = {k: v.float() if v.is_floating_point() else v for k, v in load(stream[start : start + length]).items()}
+        state = load(stream[start : start + length])
         folder = dest / key
         config = {k: v for k, v in meta["weights"][key]["config"].items() if k not in ("model_type", "weights_sha256")}
-        save_model_folder(folder, meta["weights"][key]["config"]["model_type"], config, state)  # checksum of the fp32 copy
+        # Kept as the fp16 they came back in (fp32 would add bytes, not information); loading casts to fp32.
+        save_model_folder(folder, meta["weights"][key]["config"]["model_type"], config, state, dtype=torch.float16)
         if meta["weights"][key]["val"]:
             (folder / "val.json").write_text(json.dumps(meta["weights"][key]["val"]))
         print(key, "->", folder)

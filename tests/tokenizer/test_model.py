@@ -63,6 +63,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["frames_per_token"] == 4
 
 
+def test_fp16_weights_load_into_an_fp32_model(tmp_path):
+    from motionmillion.utils.model_folder import save_model_folder
+
+    model = MotionTokenizer(get_preset("tiny").model)
+    save_model_folder(tmp_path, "motionmillion-fsq-tokenizer", dict(model.config.__dict__), model.state_dict(), dtype=torch.float16)
+    loaded = MotionTokenizer.from_pretrained(tmp_path)  # the checksum matches the fp16 file
+    weight = next(loaded.parameters())
+    assert weight.dtype == torch.float32
+    assert torch.equal(weight, next(model.parameters()).half().float())
+
+
 def test_bad_checkpoints_name_the_file(tmp_path):
     MotionTokenizer(tiny_config()).save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"

@@ -25,16 +25,19 @@ class CheckpointError(ValueError):
 
 
 def save_model_folder(
-    folder: str | Path, model_type: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor]
+    folder: str | Path, model_type: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor],
+    dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Write the weights (fp32, contiguous, on CPU), then the config with their SHA-256; returns it."""
+    """Write the weights (contiguous, on CPU; floating tensors as ``dtype``, fp32 unless weights only exist
+    in lower precision, e.g. fp16 copies brought back from a GPU machine: loading casts them to the
+    model's dtype), then the config with their SHA-256; returns it."""
     from safetensors.torch import save_file
 
     from motionmillion.utils.io import atomic_path, atomic_write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
+    tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in state_dict.items()}
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "model_type": model_type})
         checksum = file_sha256(tmp)
