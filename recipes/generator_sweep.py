@@ -46,17 +46,21 @@ SWEEP: dict[str, tuple[str, list[str]]] = {
     "tiny": ("cpu-tiny", ["steps=6000", "stratum_alpha=0.5"]),
     "mid": ("cpu-tiny", ["n_layer=6", "n_head=8", "n_embd=256", "steps=6000", "stratum_alpha=0.5", "weight_decay=0.1"]),
     "mid_a03": ("cpu-tiny", ["n_layer=6", "n_head=8", "n_embd=256", "steps=6000", "stratum_alpha=0.3", "weight_decay=0.1"]),
+    # issue 15 item 5: "mid" on tokens whose splits leave out five content-style pairs (recipes/heldout_combos.sh)
+    "heldout": ("cpu-tiny", ["n_layer=6", "n_head=8", "n_embd=256", "steps=6000", "stratum_alpha=0.5", "weight_decay=0.1"]),
 }  # fmt: skip
+TOKENS_OF = {"heldout": "tokens_heldout"}  # runs on other tokens than kit/tokens (prepare --extra-tokens NAME=PATH)
 # What comes back of each run (the machine gives back 64 MiB): "best" (lowest val loss), "final", or a step.
-BRING: dict[str, list[str | int]] = {"tiny": ["best", "final"], "mid": ["best", 2000, "final"], "mid_a03": ["final"]}
+BRING: dict[str, list[str | int]] = {"tiny": ["best"], "mid": ["best", 2000, "final"], "mid_a03": ["final"], "heldout": ["final"]}
 
 
-def prepare(tokens: Path, text_cache: Path, kit: Path) -> None:
+def prepare(tokens: Path, text_cache: Path, kit: Path, extra_tokens: list[str]) -> None:
     from motionmillion.text.feature_cache import CACHE_FEATURES, CACHE_INDEX, CACHE_META
 
     kit.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(kit / "tokens", ignore_errors=True)
-    shutil.copytree(tokens, kit / "tokens")
+    for name, source in [("tokens", str(tokens))] + [item.split("=", 1) for item in extra_tokens]:
+        shutil.rmtree(kit / name, ignore_errors=True)
+        shutil.copytree(source, kit / name)
     features = np.load(text_cache / CACHE_FEATURES).astype(np.float32)
     scale = np.abs(features).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
@@ -89,7 +93,7 @@ def train_one(name: str, kit: Path, work: Path, smoke: bool) -> None:
     out = work / name
     if not (out / "text_cache").exists():
         shutil.copytree(work / "text_cache", out / "text_cache")
-    train(model_config, train_config, kit / "tokens", out)
+    train(model_config, train_config, kit / TOKENS_OF.get(name, "tokens"), out)
 
 
 def run(kit: Path, out: Path, names: list[str], smoke: bool, limit_s: float) -> None:
@@ -188,6 +192,7 @@ def main() -> None:
     parser.add_argument("--kit", type=Path, default=ROOT / "work" / "gpu_gen")
     parser.add_argument("--tokens", type=Path)
     parser.add_argument("--text-cache", type=Path)
+    parser.add_argument("--extra-tokens", action="append", default=[], help="NAME=PATH: more tokens folders (TOKENS_OF)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--runs", default=",".join(SWEEP))
     parser.add_argument("--name")
@@ -198,7 +203,7 @@ def main() -> None:
     parser.add_argument("--to", type=Path)
     args = parser.parse_args()
     if args.action == "prepare":
-        prepare(args.tokens, args.text_cache, args.kit)
+        prepare(args.tokens, args.text_cache, args.kit, args.extra_tokens)
     elif args.action == "run":
         run(args.kit, args.out, args.runs.split(","), args.smoke, args.limit_s)
     elif args.action == "one":

@@ -7,6 +7,8 @@
 # folder they were encoded with. Held out (every clip labelled with the pair, mirrored ones included):
 # run/elderly, walk/feminine, wave-right-hand/exhausted, raise-up-both-hands/youthful, walk-turn-left/masculine.
 # The prompts are src/motionmillion/assets/eval/heldout_combos.jsonl (4 wordings per combination).
+# SPLITS_ONLY=1 stops after writing OUT/tokens (the held-out splits), e.g. for recipes/generator_sweep.py's
+# "heldout" run on a GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOKENS=$1; DATASET=$2; TOKENIZER=$3; OUT=$4
@@ -29,6 +31,7 @@ for split in ("train", "val"):
     print(f"{split}: {before} -> {len(splits[split])} clips ({before - len(splits[split])} held out)")
 (tokens / "splits.json").write_text(json.dumps(splits))
 PY
+[ "${SPLITS_ONLY:-0}" = 1 ] && exit 0
 $MM generator train --config cpu-tiny --tokens "$OUT/tokens" --out "$OUT/generator" --threads 1 \
   --set steps=1000 --set batch_size=32 --set lr=8e-4 --set warmup_steps=100 --set save_every=200 \
   --set stratum_alpha=0.5 --set val_every=200 --set val_batches=17 \
