@@ -7,6 +7,10 @@
 # folder they were encoded with. Held out (every clip labelled with the pair, mirrored ones included):
 # run/elderly, walk/feminine, wave-right-hand/exhausted, raise-up-both-hands/youthful, walk-turn-left/masculine.
 # The prompts are src/motionmillion/assets/eval/heldout_combos.jsonl (4 wordings per combination).
+# The generator below is the session-4 recipe (cpu-tiny, 1,000 steps, lowest val loss: 59% / 56%). The
+# session-5 bundle's recipe (6 x 256, 6,000 steps, memorised) takes hours on a CPU: its held-out figure
+# (43% / 52%) came from recipes/generator_sweep.py's "heldout" run on a GPU, on OUT/tokens made here with
+# SPLITS_ONLY=1 and evaluated with the eval prompts command at the end of this script.
 # SPLITS_ONLY=1 stops after writing OUT/tokens (the held-out splits), e.g. for recipes/generator_sweep.py's
 # "heldout" run on a GPU machine.
 set -euo pipefail
