@@ -40,7 +40,7 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(values)
 
 
-def pipeline_timings(path, repeats: int) -> tuple[dict, tuple[str, int, int, int]]:
+def pipeline_timings(path, repeats: int) -> tuple[dict, object, int]:
     """Seconds per whole ``pipe(...)`` call of a trained pipeline, after loading."""
     from motionmillion.pipeline import MotionPipeline
 
@@ -62,7 +62,7 @@ def pipeline_timings(path, repeats: int) -> tuple[dict, tuple[str, int, int, int
         "motions_per_second_batch32_4s": round(32 / s32, 2),
         "includes": "text encoding, KV-cache sampling, tokenizer decode, de-normalisation",
     }
-    return result, (config.preset, config.codebook_size, config.text_dim, pipe.frames_per_token)
+    return result, config, pipe.frames_per_token
 
 
 def main() -> None:
@@ -83,10 +83,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     pipeline_result = None
-    if args.model:
-        pipeline_result, shape = pipeline_timings(None if args.model == "default" else args.model, args.repeats)
-        args.preset, args.codebook_size, args.text_dim, args.frames_per_token = shape
-    config = generator_preset(args.preset, codebook_size=args.codebook_size, text_dim=args.text_dim)
+    if args.model:  # the sampler sections use the pipeline's own shape (its config may override the preset's)
+        pipeline_result, config, args.frames_per_token = pipeline_timings(None if args.model == "default" else args.model, args.repeats)
+        args.preset, args.codebook_size, args.text_dim = config.preset, config.codebook_size, config.text_dim
+    else:
+        config = generator_preset(args.preset, codebook_size=args.codebook_size, text_dim=args.text_dim)
     model = MotionGPT(config).eval()
 
     def run(batch: int, tokens: int, use_cache: bool, guidance: float = 1.0) -> float:
@@ -102,6 +103,7 @@ def main() -> None:
         "benchmark": "generator sampling (prefix-LM only)",
         "weights": "random (speed does not depend on the values; lengths forced with min = max tokens)",
         "preset": args.preset,
+        "shape": {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd},
         "parameters_millions": round(model.num_parameters() / 1e6, 2),
         "codebook_size": args.codebook_size,
         "frames_per_token": args.frames_per_token,
