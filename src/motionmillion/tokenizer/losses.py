@@ -18,29 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from motionmillion.motion import differentiable as kin
 from motionmillion.motion.representation import POSITIONS, ROTATIONS, VELOCITIES
-from motionmillion.motion.skeleton import FPS, NUM_JOINTS, PARENTS
+from motionmillion.motion.skeleton import FPS, NUM_JOINTS
 from motionmillion.tokenizer.config import LossConfig
 
 ROOT = slice(0, 8)  # root velocity (2) + heading delta (6)
-_CHILDREN = list(range(1, NUM_JOINTS))
-_BONE_PARENTS = [PARENTS[j] for j in _CHILDREN]
-
-
-def sixd_to_matrix(sixd: torch.Tensor) -> torch.Tensor:
-    """(..., 6) -> (..., 3, 3), rows b1, b2, b1 x b2 (the convention of motion.rotations)."""
-    b1 = F.normalize(sixd[..., :3], dim=-1)
-    a2 = sixd[..., 3:6]
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    return torch.stack([b1, b2, torch.linalg.cross(b1, b2)], dim=-2)
-
-
-def global_rotations(local: torch.Tensor) -> torch.Tensor:
-    """(..., 22, 3, 3) local rotations (joint 0 global) -> global rotations."""
-    out = [local[..., 0, :, :]]
-    for j in _CHILDREN:
-        out.append(out[PARENTS[j]] @ local[..., j, :, :])
-    return torch.stack(out, dim=-3)
 
 
 def kinematic_terms(pred: torch.Tensor, target: torch.Tensor, config: LossConfig) -> dict[str, torch.Tensor]:
@@ -49,20 +32,15 @@ def kinematic_terms(pred: torch.Tensor, target: torch.Tensor, config: LossConfig
     p, g = pred[..., POSITIONS].reshape(shape), target[..., POSITIONS].reshape(shape)
     terms: dict[str, torch.Tensor] = {}
     if config.bones > 0:
-        length_p = (p[..., _CHILDREN, :] - p[..., _BONE_PARENTS, :]).norm(dim=-1)
-        length_g = (g[..., _CHILDREN, :] - g[..., _BONE_PARENTS, :]).norm(dim=-1)
-        terms["bones"] = (length_p - length_g).abs().mean()
+        terms["bones"] = (kin.bones(p).norm(dim=-1) - kin.bones(g).norm(dim=-1)).abs().mean()
     if config.forward_kinematics > 0:
-        with torch.no_grad():  # the clip's skeleton: offset_j = mean_t G_parent^T (p_j - p_parent), exact for real clips
-            glob_g = global_rotations(sixd_to_matrix(target[..., ROTATIONS].reshape(shape[:-1] + (6,))))
-            bones_g = (g[..., _CHILDREN, :] - g[..., _BONE_PARENTS, :]).unsqueeze(-1)
-            offsets = (glob_g[..., _BONE_PARENTS, :, :].transpose(-1, -2) @ bones_g).squeeze(-1).mean(dim=1, keepdim=True)
-        glob_p = global_rotations(sixd_to_matrix(pred[..., ROTATIONS].reshape(shape[:-1] + (6,))))
-        posed = [p[..., 0, :]]  # the decoded pelvis, then the chain of decoded rotations
-        for k, j in enumerate(_CHILDREN):
-            parent = PARENTS[j]
-            posed.append(posed[parent] + (glob_p[..., parent, :, :] @ offsets[..., k, :, None]).squeeze(-1))
-        terms["forward_kinematics"] = (torch.stack(posed, dim=-2) - g).norm(dim=-1).mean()
+        def global_rotations(x: torch.Tensor) -> torch.Tensor:
+            return kin.local_to_global(kin.sixd_to_matrix(x[..., ROTATIONS].reshape(shape[:-1] + (6,))))
+
+        with torch.no_grad():  # the clip's own skeleton, exact for real clips
+            offsets = kin.fit_offsets(g, global_rotations(target))
+        posed = kin.joints_from_global(global_rotations(pred), p[..., 0, :], offsets)  # the decoded pelvis and rotations
+        terms["forward_kinematics"] = (posed - g).norm(dim=-1).mean()
     if config.acceleration > 0:
         def accel(x: torch.Tensor) -> torch.Tensor:
             return (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) * FPS**2
