@@ -158,4 +158,3 @@ def stratum_weights(strata: list[str], alpha: float, levels: int = 0) -> np.ndar
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     weights = counts[inverse].astype(np.float64) ** (alpha - 1.0)
     return weights / weights.sum()
-

@@ -60,6 +60,7 @@ class MotionClips:
             self.names.append(name)
             self.indices.append(i)
         self.lengths = np.array([int(self.packed.lengths[i]) for i in self.indices], dtype=np.int64)
+        self.clip_weights: np.ndarray | None = None  # None: uniform clips (see balance)
         if self.skipped:
             shown = "; ".join(f"{n} ({why})" for n, why in self.skipped[:5])
             log.warning("%s split %s/%s: skipped %d clip(s): %s%s", self.root, kind, split, len(self.skipped),
@@ -93,8 +94,10 @@ class MotionClips:
     def sample_windows(self, batch_size: int, window: int, seed: int, step: int, rank: int = 0) -> np.ndarray:
         """(B, window, 272) normalised float32 windows: a clip (uniform, or by :meth:`balance`), uniform start."""
         rng = np.random.default_rng([seed, step, rank])
-        weights = getattr(self, "clip_weights", None)
-        ks = rng.integers(0, len(self), size=batch_size) if weights is None else rng.choice(len(self), size=batch_size, p=weights)
+        if self.clip_weights is None:
+            ks = rng.integers(0, len(self), size=batch_size)
+        else:
+            ks = rng.choice(len(self), size=batch_size, p=self.clip_weights)
         out = np.empty((batch_size, window, self.packed[self.indices[0]].shape[-1]), dtype=np.float32)
         for b, k in enumerate(ks):
             start = rng.integers(0, self.lengths[k] - window + 1)

@@ -121,9 +121,9 @@ class TokenizerTrainer:
         bar = tqdm(total=tc.steps, initial=self.step, disable=not (self.is_main and self.progress), desc="tokenizer",
                    dynamic_ncols=True)  # fmt: skip
         last_val = float("nan")
-        std = torch.as_tensor(self.clips.normalizer.std[POSITIONS], dtype=torch.float32, device=accelerator.device)
         normalization = tuple(torch.as_tensor(a, dtype=torch.float32, device=accelerator.device)
                               for a in (self.clips.normalizer.mean, self.clips.normalizer.std))  # fmt: skip
+        std = normalization[1][POSITIONS]
         self.model.train()
         stream = None
         if tc.reader == "stream":
