@@ -30,8 +30,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-PELVIS, L_HIP, R_HIP, L_KNEE, R_KNEE, NECK = 0, 1, 2, 4, 5, 12
-L_FOOT, R_FOOT, L_WRIST, R_WRIST = 10, 11, 20, 21
+from motionmillion.motion.skeleton import JOINT_NAMES  # noqa: E402
+
+PELVIS, L_HIP, R_HIP, L_KNEE, R_KNEE, NECK, L_FOOT, R_FOOT, L_WRIST, R_WRIST = (JOINT_NAMES.index(name) for name in (
+    "pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "neck", "left_foot", "right_foot", "left_wrist",
+    "right_wrist"))  # fmt: skip
 PROMPTS = {
     "kick": ["a person kicks with the right leg", "a person kicks", "someone kicks forward with the left foot"],
     "bow": ["a person bows", "someone bows politely to greet"],

@@ -123,13 +123,13 @@ def run(kit: Path, out: Path, names: list[str], smoke: bool, limit_s: float) -> 
 
 def collect(work: Path, out: Path, names: list[str], smoke: bool = False) -> None:
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     out.mkdir(parents=True, exist_ok=True)
-    summary, blobs = {}, {}
+    summary, blobs, serialised = {}, {}, {}
     for name in names:
         run_dir = work / name
-        info = {"returncode_log_tail": (work / f"{name}.log").read_text(errors="replace")[-1500:]}
+        info = {"log_tail": (work / f"{name}.log").read_text(errors="replace")[-1500:]}
         log_text = (run_dir / "train.log").read_text(errors="replace") if (run_dir / "train.log").is_file() else ""
         info["val"] = [line.split("INFO ")[-1] for line in log_text.splitlines() if "val loss" in line]
         info["speed"] = [line.split("INFO ")[-1] for line in log_text.splitlines() if "steps/s" in line][-1:]
@@ -146,7 +146,7 @@ def collect(work: Path, out: Path, names: list[str], smoke: bool = False) -> Non
             if weights.is_file() and (config_folder / "config.json").is_file():
                 state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
                 key = f"{name}.{kind}"
-                save_file(state, str(work / f"{key}.safetensors"))
+                serialised[key] = save(state)
                 val = config_folder / "val.json"
                 blobs[key] = {"config": json.loads((config_folder / "config.json").read_text()),
                               "val": json.loads(val.read_text()) if kind == "best" and val.is_file() else None}  # fmt: skip
@@ -154,8 +154,7 @@ def collect(work: Path, out: Path, names: list[str], smoke: bool = False) -> Non
     # One stream of all weights, cut into parts (the machine gives back 8 files of 16 MiB).
     stream = bytearray()
     layout = {}
-    for key in blobs:
-        data = (work / f"{key}.safetensors").read_bytes()
+    for key, data in serialised.items():
         layout[key] = [len(stream), len(data)]
         stream += data
     parts = [stream[i : i + PART_BYTES] for i in range(0, len(stream), PART_BYTES)]
