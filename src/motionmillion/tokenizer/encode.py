@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from motionmillion.tokenizer.encoded import write_encoded
+from motionmillion.tokenizer.model import stored_normalization
 from motionmillion.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,9 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
     model = MotionTokenizer.from_pretrained(model_dir).to(device)
     dataset = MotionDataset(data_root)
     packed = open_motions(data_root)
-    normalizer = dataset.normalizer()
-    run_norm = model_dir / "normalization" / "mean.npy"
-    if run_norm.is_file() and not np.allclose(np.load(run_norm), normalizer.mean, atol=1e-5):
-        raise ValueError(f"{run_norm}: the tokenizer was trained with other mean/std than {data_root}")
+    # The features are normalised as the tokenizer learnt them (its run's or bundle's mean/std), which is
+    # not the dataset's own when a tokenizer encodes data it was not trained on.
+    normalizer = stored_normalization(model_dir) or dataset.normalizer()
     names = list(packed.names)
     fpt = model.frames_per_token
 

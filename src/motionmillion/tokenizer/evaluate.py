@@ -77,11 +77,15 @@ def evaluate_tokenizer(model_dir: str, data_root: str, split: str = "test", kind
                        max_clips: int | None = None) -> dict:  # fmt: skip
     """Load a tokenizer folder (or training run) and evaluate it on a dataset split."""
     from motionmillion.tokenizer.data import MotionClips
-    from motionmillion.tokenizer.model import MotionTokenizer
+    from motionmillion.tokenizer.model import MotionTokenizer, stored_normalization
 
     model = MotionTokenizer.from_pretrained(model_dir)
     clips = MotionClips(data_root, split, kind=kind, min_frames=model.frames_per_token)
+    stored = stored_normalization(model_dir)
+    if stored is not None:  # normalise as the tokenizer learnt, as the pipeline decodes its tokens
+        clips.normalizer = stored
     result = evaluate_clips(model, clips, max_clips=max_clips)
     result.update(model=str(model_dir), data=str(data_root), split=f"{kind}/{split}",
+                  normalization="the tokenizer's" if stored is not None else "the dataset's",
                   skipped=[f"{name}: {why}" for name, why in clips.skipped])  # fmt: skip
     return result

@@ -190,3 +190,15 @@ class MotionTokenizer(nn.Module):
         load_weights(folder, model)
         return model.to(map_location).eval()
 
+
+
+def stored_normalization(folder: str | Path):
+    """The normalisation (a ``motion.Normalizer``) a tokenizer folder's weights read and write features in:
+    ``normalization/`` in the folder (a training run) or beside it (a bundle's ``tokenizer/``); None if neither."""
+    from motionmillion.motion import Normalizer
+
+    folder = Path(folder)
+    for candidate in (folder / "normalization", folder.parent / "normalization"):
+        if (candidate / "mean.npy").is_file():
+            return Normalizer.load(candidate)
+    return None
