@@ -25,3 +25,20 @@ def test_torch_twins_match_the_numpy_kinematics():
     assert np.allclose(offsets[0].numpy(), fit_offsets(joints, rotations)[1:], atol=1e-12)
     posed = kin.joints_from_global(global_t, torch.tensor(root), offsets)
     assert np.allclose(posed.numpy(), joints_from_global(global_np, root, TEMPLATE_OFFSETS), atol=1e-12)
+
+
+def test_torch_decode_joints_matches_the_numpy_decoder():
+    from motionmillion.motion import decode_joints, encode_272
+    from motionmillion.motion.representation import HEADING
+
+    rng = np.random.default_rng(1)
+    frames = 37  # not a power of 2: the prefix product's last step is partial
+    rotations = axis_angle_to_matrix(rng.normal(0, 0.3, size=(frames, 22, 3)))
+    rotations[:, 0] = axis_angle_to_matrix(np.stack([np.zeros(frames), np.linspace(0, 4, frames), np.zeros(frames)], -1))
+    root = np.stack([np.linspace(0, 2, frames), np.full(frames, 0.9), np.sin(np.linspace(0, 3, frames))], axis=-1)
+    features = encode_272(forward_kinematics(rotations, root, TEMPLATE_OFFSETS), rotations)
+    features[:, HEADING] += rng.normal(0, 0.05, size=(frames, 6))  # decoded features are not exact rotations
+    batch = torch.tensor(np.stack([features, features[::-1].copy()]))
+    decoded = kin.decode_joints(batch).numpy()
+    assert np.allclose(decoded[0], decode_joints(features), atol=1e-9)
+    assert np.allclose(decoded[1], decode_joints(features[::-1].copy()), atol=1e-9)

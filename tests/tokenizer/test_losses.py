@@ -71,3 +71,17 @@ def test_kinematic_terms_are_weighted_into_the_total_on_denormalised_motion():
     assert torch.isclose(total, plain + 2.0 * parts["bones"], rtol=1e-5)
     with pytest.raises(ValueError, match="normalisation"):
         tokenizer_loss(pred, normalised, LossConfig(bones=2.0))
+
+
+def test_trajectory_and_foot_contact_terms_see_drift_and_sliding_feet():
+    from motionmillion.tokenizer.losses import kinematic_terms
+
+    config = LossConfig(trajectory=1.0, foot_contact=1.0)
+    motion = rigid_motion(frames=2)[:, :1].repeat(1, 30, 1)  # one pose held still
+    motion[..., 8 + 1 : 74 : 3] -= motion[..., 8 + 1 : 74 : 3].amin(-1, keepdim=True)  # the lowest joint on the floor
+    terms = kinematic_terms(motion, motion, config)
+    assert float(terms["trajectory"]) < 1e-6 and float(terms["foot_contact"]) < 1e-6
+    drifting = motion.clone()
+    drifting[:, 1:, 0] = 0.01  # 1 cm per frame sideways: the root path drifts, the planted feet slide
+    terms = kinematic_terms(drifting, motion, config)
+    assert terms["trajectory"] > 0.1 and abs(float(terms["foot_contact"]) - 0.3) < 1e-4  # 1 cm x 30 fps

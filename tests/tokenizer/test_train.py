@@ -105,3 +105,28 @@ def test_balanced_windows_draw_rare_strata_more_often(tiny_dataset, monkeypatch,
     assert rare_share(0.0) == pytest.approx(0.5, abs=0.05)  # two strata, equally often
     with pytest.raises(ValueError, match="stratum_alpha"):
         tiny_run(**{"train.stratum_alpha": 0.5, "train.reader": "stream"})
+
+
+def test_decoder_only_fine_tuning_keeps_the_token_ids(tiny_dataset, tmp_path):
+    base = tiny_run(**{"train.steps": 4, "train.eval_every": 100})
+    train(base, tiny_dataset, tmp_path / "base", progress=False)
+    tuned_config = tiny_run(**{"train.steps": 4, "train.eval_every": 100, "train.lr": 1e-2, "loss.trajectory": 1.0,
+                               "loss.foot_contact": 1.0, "train.init_from": str(tmp_path / "base"),
+                               "train.decoder_only": True})  # fmt: skip
+    train(tuned_config, tiny_dataset, tmp_path / "tuned", progress=False)
+    before, after = load_file(tmp_path / "base" / "model.safetensors"), load_file(tmp_path / "tuned" / "model.safetensors")
+    for key in before:
+        same = torch.equal(before[key], after[key])
+        assert same == (not key.startswith("decoder.")), key  # encoder and quantiser kept, decoder trained
+    x = torch.randn(1, 16, 272)
+    ids = [MotionTokenizer.from_pretrained(tmp_path / run).encode(x) for run in ("base", "tuned")]
+    assert torch.equal(ids[0], ids[1])
+
+
+def test_fine_tuning_refuses_another_architecture_or_no_start(tiny_dataset, tmp_path):
+    train(tiny_run(**{"train.steps": 1, "train.eval_every": 100}), tiny_dataset, tmp_path / "base", progress=False)
+    other = tiny_run(**{"train.steps": 1, "model.width": 24, "train.init_from": str(tmp_path / "base")})
+    with pytest.raises(ValueError, match="architecture"):
+        train(other, tiny_dataset, tmp_path / "other", progress=False)
+    with pytest.raises(ValueError, match="decoder_only needs init_from"):
+        tiny_run(**{"train.decoder_only": True})

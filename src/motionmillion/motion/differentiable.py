@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from motionmillion.motion.representation import HEADING, POSITIONS, ROOT_VEL
 from motionmillion.motion.skeleton import NUM_JOINTS, PARENTS
 
 CHILDREN = list(range(1, NUM_JOINTS))
@@ -50,3 +51,27 @@ def joints_from_global(global_rot: torch.Tensor, root_positions: torch.Tensor, o
         parent = PARENTS[j]
         joints.append(joints[parent] + (global_rot[..., parent, :, :] @ offsets[..., k, :, None]).squeeze(-1))
     return torch.stack(joints, dim=-2)
+
+
+def accumulated_heading(deltas: torch.Tensor) -> torch.Tensor:
+    """:func:`motion.representation._accumulated_heading` over the frame axis -3 of (..., T, 3, 3):
+    G[t] = D[t] G[t-1], as a prefix product in log2(T) steps."""
+    heading, shift = deltas, 1
+    while shift < heading.shape[-3]:
+        heading = torch.cat([heading[..., :shift, :, :], heading[..., shift:, :, :] @ heading[..., :-shift, :, :]], dim=-3)
+        shift *= 2
+    return heading
+
+
+def decode_joints(features: torch.Tensor) -> torch.Tensor:
+    """:func:`motion.representation.decode_joints`: world joints (..., T, 22, 3) from de-normalised
+    (..., T, 272) features; row 0 places the first frame (a window's motion starts where its row 0 says)."""
+    heading = accumulated_heading(sixd_to_matrix(features[..., HEADING]))
+    local = features[..., POSITIONS].unflatten(-1, (NUM_JOINTS, 3))
+    joints = torch.einsum("...tji,...tkj->...tki", heading, local)  # G[t]^T p
+    vx, vz = features[..., ROOT_VEL].unbind(-1)
+    velocity = torch.stack([vx, torch.zeros_like(vx), vz], dim=-1)
+    turned = torch.einsum("...tji,...tj->...ti", heading[..., :-1, :, :], velocity[..., 1:, :])  # G[t-1]^T v[t]
+    trajectory = torch.cumsum(torch.cat([velocity[..., :1, :], turned], dim=-2), dim=-2)
+    trajectory = trajectory * trajectory.new_tensor([1.0, 0.0, 1.0])  # x, z only, as the numpy decoder
+    return joints + trajectory.unsqueeze(-2)

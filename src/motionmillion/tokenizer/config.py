@@ -69,16 +69,19 @@ class LossConfig:
     bones: float = 0.0  # decoded bone lengths against the clip's
     forward_kinematics: float = 0.0  # joints posed by the decoded rotations against the clip's joints
     acceleration: float = 0.0  # joint accelerations against the clip's (jitter)
+    trajectory: float = 0.0  # the window's decoded world joints against the clip's (root and heading drift)
+    foot_contact: float = 0.0  # decoded foot speed where the clip's feet are in contact (foot skating)
 
     def __post_init__(self) -> None:
         weights = (self.reconstruction, self.positions, self.root, self.velocity, self.bones,
-                   self.forward_kinematics, self.acceleration)  # fmt: skip
+                   self.forward_kinematics, self.acceleration, self.trajectory, self.foot_contact)  # fmt: skip
         if self.beta <= 0 or min(weights) < 0:
             raise ValueError(f"loss weights must be >= 0 and beta > 0: {self}")
 
     @property
     def has_kinematic_terms(self) -> bool:
-        return self.bones > 0 or self.forward_kinematics > 0 or self.acceleration > 0
+        return any(w > 0 for w in (self.bones, self.forward_kinematics, self.acceleration, self.trajectory,
+                                   self.foot_contact))  # fmt: skip
 
 
 @dataclass
@@ -109,9 +112,16 @@ class TrainConfig:
     reader: str = "random"
     # Share of each content/style stratum of the windows ~ size**alpha (1 = uniform clips; reader random only)
     stratum_alpha: float = 1.0
+    # Fine-tuning: start from a tokenizer folder's weights (same architecture, same normalisation) and, with
+    # decoder_only, train its decoder alone: the token ids stay the same, so a generator trained on them
+    # still fits (as Stable Diffusion's VAE decoder was fine-tuned without touching its latents).
+    init_from: str = ""
+    decoder_only: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives a list
+        if self.decoder_only and not self.init_from:
+            raise ValueError("decoder_only needs init_from (the tokenizer whose encoder and codes are kept)")
         if not 0.0 <= self.stratum_alpha <= 1.0:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.stratum_alpha != 1.0 and self.reader != "random":

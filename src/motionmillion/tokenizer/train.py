@@ -89,7 +89,13 @@ class TokenizerTrainer:
 
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = MotionTokenizer(self.config.model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate(0, tc), betas=tc.betas,
+        if tc.init_from and resume is None:  # a resumed run has the fine-tuned weights in its checkpoint
+            load_initial_weights(model, tc.init_from, self.clips.normalizer)
+        if tc.decoder_only:
+            model.encoder.requires_grad_(False)
+            model.quantizer.requires_grad_(False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=learning_rate(0, tc), betas=tc.betas,
                                       weight_decay=tc.weight_decay)  # fmt: skip
         if accelerator.state.deepspeed_plugin is not None:  # no DataLoader is prepared, so say the batch size
             accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
@@ -100,9 +106,9 @@ class TokenizerTrainer:
             self.step, self.elapsed_before = int(state["step"]), float(state["elapsed_seconds"])
             log.info("resumed from %s at step %d (%.1f min)", folder, self.step, self.elapsed_before / 60)
         log.info("config %s", json.dumps(self.config.to_dict()))
-        log.info("%d train clips, %d val clips, %d parameters, %d process(es), bf16=%s, device=%s",
-                 len(self.clips), len(self.val_clips), sum(p.numel() for p in self.model.parameters()),
-                 accelerator.num_processes, self.bf16, accelerator.device)  # fmt: skip
+        log.info("%d train clips, %d val clips, %d parameters (%d trained), %d process(es), bf16=%s, device=%s",
+                 len(self.clips), len(self.val_clips), sum(p.numel() for p in model.parameters()),
+                 sum(p.numel() for p in trainable), accelerator.num_processes, self.bf16, accelerator.device)  # fmt: skip
         return self
 
     def elapsed(self) -> float:
@@ -224,6 +230,24 @@ class TokenizerTrainer:
             self.accelerator.unwrap_model(self.model).save_pretrained(folder, state_dict)
             atomic_write_json(folder / "trainer_state.json", {"step": self.step, "elapsed_seconds": self.elapsed()})
             log.info("snapshot at %.1f min (step %d): %s", self.elapsed() / 60, self.step, folder)
+
+
+def load_initial_weights(model: torch.nn.Module, folder: str | Path, normalizer) -> None:
+    """Copy a tokenizer folder's weights into ``model`` (same architecture) for fine-tuning; the folder's
+    stored normalisation, if any, must be the dataset's (the weights read and write features normalised so)."""
+    import numpy as np
+
+    from motionmillion.tokenizer.model import MotionTokenizer, stored_normalization
+
+    folder = Path(folder)
+    source = MotionTokenizer.from_pretrained(folder)
+    if source.config != model.config:
+        raise ValueError(f"train.init_from {folder}: its architecture {source.config} is not this run's {model.config}")
+    saved = stored_normalization(folder)
+    if saved is not None and not (np.allclose(saved.mean, normalizer.mean) and np.allclose(saved.std, normalizer.std)):
+        raise ValueError(f"train.init_from {folder}: it was trained with another mean/std than the dataset's")
+    model.load_state_dict(source.state_dict())
+    log.info("initial weights from %s", folder)
 
 
 def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, progress: bool = True) -> torch.nn.Module:
