@@ -112,3 +112,19 @@ def test_eval_tokenizer_defaults_to_the_bundled_model_and_reads_an_unpacked_data
     assert result.exit_code == 0, result.output
     metrics, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
     assert metrics["clips"] == 3 and metrics["frames_per_token"] == 4 and "default_model" in metrics["model"]
+
+
+def test_eval_normalises_with_the_tokenizers_own_stats_when_it_has_them(tiny_dataset, model_dir, tmp_path):
+    import shutil
+
+    from motionmillion.motion import Normalizer
+    from motionmillion.tokenizer.evaluate import evaluate_tokenizer
+
+    plain = evaluate_tokenizer(str(model_dir), str(tiny_dataset))
+    assert plain["normalization"] == "the dataset's"
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run)
+    dataset_stats = MotionClips(tiny_dataset, "test").normalizer
+    Normalizer(dataset_stats.mean + 0.5 * dataset_stats.std, dataset_stats.std * 2).save(run / "normalization")
+    own = evaluate_tokenizer(str(run), str(tiny_dataset))
+    assert own["normalization"] == "the tokenizer's" and own["mpjpe_mm"] != plain["mpjpe_mm"]
