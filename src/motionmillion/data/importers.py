@@ -472,8 +472,10 @@ def import_bvh(
     tasks = [(job, str(out), pools) for job in jobs]
     bar = _progress(len(tasks), f"import {recipe}", progress)
     if workers > 1 and len(tasks) > 1:
-        # fork is cheap and the workers only need numpy; each task writes its own files atomically
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # spawn, not fork: a process forked while torch's or another library's threads hold a lock can hang
+        # forever in the child (it did, in a test run that had loaded torch); each task writes its own files
+        # atomically
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for result in pool.imap_unordered(_work, tasks, chunksize=4):
                 handle(*result)
                 bar.update(1)
