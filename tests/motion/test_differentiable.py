@@ -42,3 +42,17 @@ def test_torch_decode_joints_matches_the_numpy_decoder():
     decoded = kin.decode_joints(batch).numpy()
     assert np.allclose(decoded[0], decode_joints(features), atol=1e-9)
     assert np.allclose(decoded[1], decode_joints(features[::-1].copy()), atol=1e-9)
+
+
+def test_torch_foot_contact_matches_the_numpy_test():
+    from motionmillion.motion.contact import contact_transitions, foot_speeds
+
+    rng = np.random.default_rng(2)
+    joints = rng.normal(0, 0.02, size=(2, 40, 22, 3)).cumsum(axis=1)  # wandering joints near the floor
+    joints[..., 1] = np.abs(joints[..., 1])
+    speeds = kin.foot_speeds(torch.tensor(joints), 30.0).numpy()
+    flags = kin.contact_transitions(torch.tensor(joints), 30.0).numpy()
+    for b in range(2):
+        assert np.allclose(speeds[b], foot_speeds(joints[b], 30.0), atol=1e-12)
+        assert np.array_equal(flags[b], contact_transitions(joints[b], 30.0))
+    assert 0 < flags.mean() < 1

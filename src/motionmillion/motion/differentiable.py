@@ -1,5 +1,5 @@
-"""Torch twins of the kinematics in :mod:`motion.rotations` and :mod:`motion.kinematics`, for losses that
-need gradients (the tokenizer's kinematic terms). Same conventions and shapes: 6D rotations are the first
+"""Torch twins of the kinematics in :mod:`motion.rotations`, :mod:`motion.kinematics`,
+:mod:`motion.representation` and :mod:`motion.contact`, for losses that need gradients (the tokenizer's kinematic terms). Same conventions and shapes: 6D rotations are the first
 two rows, rotation 0 is the root's global orientation, offsets are parent-to-joint rest vectors; the
 numpy functions stay the reference (tests compare the two).
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from motionmillion.motion.contact import DEFAULT_CONTACT_HEIGHTS, DEFAULT_CONTACT_MAX_SPEED
 from motionmillion.motion.representation import HEADING, POSITIONS, ROOT_VEL
-from motionmillion.motion.skeleton import NUM_JOINTS, PARENTS
+from motionmillion.motion.skeleton import FOOT_JOINTS, NUM_JOINTS, PARENTS
 
 CHILDREN = list(range(1, NUM_JOINTS))
 BONE_PARENTS = [PARENTS[j] for j in CHILDREN]
@@ -75,3 +76,15 @@ def decode_joints(features: torch.Tensor) -> torch.Tensor:
     trajectory = torch.cumsum(torch.cat([velocity[..., :1, :], turned], dim=-2), dim=-2)
     trajectory = trajectory * trajectory.new_tensor([1.0, 0.0, 1.0])  # x, z only, as the numpy decoder
     return joints + trajectory.unsqueeze(-2)
+
+
+def foot_speeds(joints: torch.Tensor, fps: float) -> torch.Tensor:
+    """:func:`motion.contact.foot_speeds` over the frame axis -3 of (..., T, 22, 3): (..., T-1, 4) in m/s."""
+    feet = joints[..., list(FOOT_JOINTS), :][..., [0, 2]]
+    return (feet[..., 1:, :, :] - feet[..., :-1, :, :]).norm(dim=-1) * fps
+
+
+def contact_transitions(joints: torch.Tensor, fps: float) -> torch.Tensor:
+    """:func:`motion.contact.contact_transitions` with its defaults (floor at 0): (..., T-1, 4) bool."""
+    low = joints[..., list(FOOT_JOINTS), 1] < joints.new_tensor(DEFAULT_CONTACT_HEIGHTS)
+    return low[..., :-1, :] & low[..., 1:, :] & (foot_speeds(joints, fps) < DEFAULT_CONTACT_MAX_SPEED)

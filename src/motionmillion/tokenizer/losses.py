@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from motionmillion.motion import differentiable as kin
-from motionmillion.motion.contact import DEFAULT_CONTACT_HEIGHTS, DEFAULT_CONTACT_MAX_SPEED
 from motionmillion.motion.representation import POSITIONS, ROTATIONS, VELOCITIES
-from motionmillion.motion.skeleton import FOOT_JOINTS, FPS, NUM_JOINTS
+from motionmillion.motion.skeleton import FPS, NUM_JOINTS
 from motionmillion.tokenizer.config import LossConfig
 
 ROOT = slice(0, 8)  # root velocity (2) + heading delta (6)
@@ -61,12 +60,9 @@ def kinematic_terms(pred: torch.Tensor, target: torch.Tensor, config: LossConfig
         if config.trajectory > 0:
             terms["trajectory"] = (world_pred - world_target).norm(dim=-1).mean()
         if config.foot_contact > 0:
-            feet_pred, feet_target = world_pred[..., FOOT_JOINTS, :], world_target[..., FOOT_JOINTS, :]
-            speed_pred = (feet_pred[:, 1:] - feet_pred[:, :-1])[..., [0, 2]].norm(dim=-1) * FPS
-            speed_target = (feet_target[:, 1:] - feet_target[:, :-1])[..., [0, 2]].norm(dim=-1) * FPS
-            low = feet_target[..., 1] < feet_target.new_tensor(DEFAULT_CONTACT_HEIGHTS)
-            contact = (low[:, 1:] & low[:, :-1] & (speed_target < DEFAULT_CONTACT_MAX_SPEED)).float()
-            terms["foot_contact"] = (speed_pred * contact).sum() / contact.sum().clamp(min=1.0)
+            contact = kin.contact_transitions(world_target, FPS).float()
+            speed = kin.foot_speeds(world_pred, FPS)
+            terms["foot_contact"] = (speed * contact).sum() / contact.sum().clamp(min=1.0)
     return terms
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,9 @@ from motionmillion.tokenizer.config import TokenizerConfig
 from motionmillion.tokenizer.fsq import FSQ
 from motionmillion.tokenizer.patcher import Patcher
 from motionmillion.utils.model_folder import CONFIG_NAME, load_weights, read_config, save_model_folder
+
+if TYPE_CHECKING:
+    from motionmillion.motion import Normalizer
 
 MODEL_TYPE = "motionmillion-fsq-tokenizer"
 
@@ -191,9 +195,8 @@ class MotionTokenizer(nn.Module):
         return model.to(map_location).eval()
 
 
-
-def stored_normalization(folder: str | Path):
-    """The normalisation (a ``motion.Normalizer``) a tokenizer folder's weights read and write features in:
+def stored_normalization(folder: str | Path) -> Normalizer | None:
+    """The normalisation a tokenizer folder's weights read and write features in:
     ``normalization/`` in the folder (a training run) or beside it (a bundle's ``tokenizer/``); None if neither."""
     from motionmillion.motion import Normalizer
 
