@@ -140,55 +140,34 @@ def generate_command(
 
     from motionmillion.errors import Failure
     from motionmillion.motion.motion import file_stem
-    from motionmillion.pipeline import MotionPipeline
-    from motionmillion.text.rewrite import understood_requests
+    from motionmillion.pipeline import ModelLimits, MotionPipeline, make_plan, read_timeline
+    from motionmillion.pipeline.requests import check_device
     from motionmillion.utils.output_folder import OutputFolder
 
-    # Everything that needs no model is checked before loading it.
+    # Everything that needs no weights is checked before loading them (the limits come from config.json).
     if sum(value is not None for value in (prompt, prompts, timeline)) != 1:
         raise ValueError("give one of a PROMPT, --prompts FILE or --timeline SPEC")
-    if rewriter is not None and not rewrite:
-        raise ValueError("--rewriter needs --rewrite")
-    if timeline is not None and (continue_from is not None or num_samples != 1 or seconds is not None):
-        raise ValueError("--timeline sets its own durations and makes one motion: no --seconds, --num-samples "
-                         "or --continue-from with it")  # fmt: skip
-    from motionmillion.motion import Motion
-    from motionmillion.timeline import read_timeline
-
-    segments = read_timeline(timeline) if timeline is not None else None
-    texts = [prompt] if prompt is not None else read_prompt_file(prompts) if prompts is not None else []
-    prefix = Motion.load(continue_from) if continue_from is not None else None
     for option, value in (("--batch-size", batch_size), ("--num-samples", num_samples)):
         if value < 1:
             raise ValueError(f"{option} must be >= 1, got {value}")
+    texts = [prompt] if prompt is not None else read_prompt_file(prompts) if prompts is not None else None
+    segments = read_timeline(timeline) if timeline is not None else None
     folder = OutputFolder(out, overwrite=overwrite)
     folder.check()
+    device = check_device(device)
+    plan = make_plan(ModelLimits.read(model), texts, seconds, num_samples, seed, timeline=segments,
+                     prefix=continue_from, rewrite=rewrite, rewriter=rewriter, batch_size=batch_size, fix_feet=fix_feet,
+                     guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p)  # fmt: skip
     pipe = MotionPipeline.from_pretrained(model, device=device)
-    options = {"guidance": guidance, "temperature": temperature, "top_k": top_k, "top_p": top_p, "fix_feet": fix_feet}
-    if segments is not None:
-        requests = pipe.timeline(segments, seed, **{k: v for k, v in options.items() if k != "fix_feet"})
-        motions = iter([pipe.compose(segments, seed=requests[0].seed, **options)])
-        texts = [" | ".join(r.prompt for r in requests)]
-    else:
-        requests = pipe.requests(texts, seconds, num_samples, seed, **options)
-        if prefix is None:
-            requests = understood_requests(pipe, requests, rewrite=rewrite, rewriter=rewriter)
-            _say_understood(requests, rewrite)
-            motions = pipe.generate(requests, batch_size=batch_size)
-        else:  # the pipeline understands the prompts itself when it continues a motion
-            continued = pipe(texts, seconds, num_samples, requests[0].seed, prefix=prefix, rewrite=rewrite,
-                             rewriter=rewriter, **options)  # fmt: skip
-            _say_understood(continued, rewrite)
-            motions = iter(continued)
-    base_seed = requests[0].seed
 
     started = time.time()
     failures: list[tuple[int, str, str]] = []
     written = 0
-    total = 1 if segments is not None else len(requests)
+    total = 1 if plan.kind == "timeline" else len(plan.requests)
     with folder, tqdm(total=total, desc="generate", unit="motion", disable=total < 2) as bar:
-        for motion in motions:
+        for motion in pipe.run(plan):
             index = motion.meta.get("prompt_index", 0)
+            _say_understood(motion.meta, rewrite)
             stem = f"{index + 1:03d}_{file_stem(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
                 files = motion.save(out, stem, video=not no_video, gltf=glb)
@@ -197,25 +176,25 @@ def generate_command(
             except (ValueError, OSError, RuntimeError) as err:  # one bad sample must not stop a batch
                 failures.append((index + 1, motion.text, one_line(err)))
             bar.update(1)
+    prompts_count = 1 if plan.kind == "timeline" else len(texts)
     typer.echo(f"{written} motion(s) written to {out} in {time.time() - started:.1f} s "
-               f"({len(texts)} prompt(s) x {num_samples} sample(s), seed {base_seed})", err=True)  # fmt: skip
+               f"({prompts_count} prompt(s) x {num_samples} sample(s), seed {plan.seed})", err=True)  # fmt: skip
     if failures:
         for line, text, error in failures:
             typer.echo(f"  prompt {line} ({text[:50]!r}): {error}", err=True)
-        raise Failure(f"{len(failures)} of {len(requests)} motion(s) could not be written (listed above)")
+        raise Failure(f"{len(failures)} of {total} motion(s) could not be written (listed above)")
 
 
-def _say_understood(requests: list, rewrite: bool) -> None:
-    """Per prompt: what it was understood as (when rewritten) and the coverage warning, if any
-    (``requests``: GenerationRequests or Motions, whose meta carries the same keys)."""
-    for request in requests:
-        if request.meta.get("sample_index", 0):
-            continue
-        line, meta = request.meta.get("prompt_index", 0) + 1, request.meta
-        if rewrite:
-            typer.echo(f"prompt {line} understood as: {meta['understood_as']} (coverage {meta.get('coverage')})", err=True)
-        if meta.get("warning"):
-            typer.echo(f"warning: prompt {line}: {meta['warning']}", err=True)
+def _say_understood(meta: dict, rewrite: bool) -> None:
+    """Once per prompt (its first sample): what it was understood as (when rewritten) and its warnings."""
+    if meta.get("sample_index", 0):
+        return
+    line = meta.get("prompt_index", 0) + 1
+    if rewrite and "understood_as" in meta:
+        typer.echo(f"prompt {line} understood as: {meta['understood_as']} (coverage {meta.get('coverage')})", err=True)
+    for key in ("text_warning", "warning"):
+        if meta.get(key):
+            typer.echo(f"warning: prompt {line}: {meta[key]}", err=True)
 
 
 @app.command("export-pipeline")
@@ -233,7 +212,7 @@ def export_pipeline_command(
     root as --normalization also caption_bank/ (its training captions, for coverage and --rewrite)."""
     from motionmillion.data.layout import MOTION_DIR
     from motionmillion.pipeline import MotionPipeline, build_pipeline_folder
-    from motionmillion.text.rewrite import build_caption_bank
+    from motionmillion.pipeline.understanding import build_caption_bank
 
     folder = build_pipeline_folder(out, tokenizer, run, normalization, text_encoder, evaluator=evaluator)
     if normalization is not None and (normalization / MOTION_DIR).is_dir():

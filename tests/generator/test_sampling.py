@@ -1,11 +1,12 @@
-"""The eager sampler: seeded draws on any device (issue 17 item 1), context and the length condition (issue 14)."""
+"""The engine's token choice: seeded host draws on any device (issue 17 item 1), the nucleus, context and the
+length condition (issue 14)."""
 
 import pytest
 import torch
 
 from motionmillion.generator.config import GeneratorConfig
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.sample import SamplingOptions, pick_tokens, sample_tokens
+from motionmillion.generator.engine import DecodeEngine, SamplingOptions, filter_logits, host_draw, outside_nucleus, sample_tokens
 
 OPTIONS = [SamplingOptions(), SamplingOptions(temperature=0.7, top_k=5), SamplingOptions(top_p=0.9)]
 
@@ -26,21 +27,19 @@ def test_draws_never_use_a_generator_on_another_device(monkeypatch):
         return real(input, *args, generator=generator, **kwargs)
 
     monkeypatch.setattr(torch, "multinomial", strict)
-    logits = torch.randn(3, 40, device="meta")
-    ids = pick_tokens(logits, SamplingOptions(), generators([0, 1, 2]))
+    probs = torch.randn(3, 40, device="meta").softmax(-1)
+    ids = host_draw(probs, generators([0, 1, 2]))
     assert ids.device.type == "meta" and ids.shape == (3,)
 
 
 @pytest.mark.parametrize("options", OPTIONS)
 def test_cpu_draws_are_those_of_multinomial_with_the_same_seed(options):
     """The fix keeps every CPU sample as it was: torch.multinomial's one-sample draw, per-row seeds."""
-    from motionmillion.generator.sample import filter_logits
-
     torch.manual_seed(0)
     for _ in range(20):
         logits = torch.randn(4, 300) * 3
-        ids = pick_tokens(logits, options, generators([5, 6, 7, 8]))
         probs = filter_logits(logits / options.temperature, options.top_k, options.top_p).softmax(-1)
+        ids = host_draw(probs, generators([5, 6, 7, 8]))
         expected = [int(torch.multinomial(probs[i], 1, generator=g)) for i, g in enumerate(generators([5, 6, 7, 8]))]
         assert ids.tolist() == expected
 
@@ -50,9 +49,10 @@ def test_cpu_draws_are_those_of_multinomial_with_the_same_seed(options):
 def test_cuda_draws_equal_cpu_draws_for_the_same_seed(options):
     torch.manual_seed(0)
     logits = torch.randn(8, 1000, dtype=torch.float64) * 2  # float64: no rounding difference between devices
+    probs = filter_logits(logits / options.temperature, options.top_k, options.top_p).softmax(-1)
     seeds = list(range(8))
-    cpu = pick_tokens(logits, options, generators(seeds))
-    cuda = pick_tokens(logits.cuda(), options, generators(seeds))
+    cpu = host_draw(probs, generators(seeds))
+    cuda = host_draw(probs.cuda(), generators(seeds))
     assert cuda.device.type == "cuda" and cuda.cpu().tolist() == cpu.tolist()
 
 
@@ -65,15 +65,18 @@ def timed_model():
 
 
 @pytest.mark.parametrize("guidance", [1.0, 2.0])
-def test_context_and_length_give_the_same_tokens_with_and_without_the_cache(timed_model, guidance):
+def test_context_and_length_give_the_same_tokens_with_a_dynamic_and_a_static_cache(timed_model, guidance):
     features = torch.randn(2, 5, 8)
     mask = torch.ones(2, 5, dtype=torch.bool)
     mask[0, :2] = False
     context = torch.randint(0, 16, (2, 6))
     kwargs = dict(seeds=[3, 4], min_tokens=[2, 9], max_tokens=[12, 9], context=context, target_tokens=[None, 9])
     cached = sample_tokens(timed_model, features, mask, options=SamplingOptions(guidance=guidance), **kwargs)
-    full = sample_tokens(timed_model, features, mask, options=SamplingOptions(guidance=guidance, use_cache=False), **kwargs)
-    assert cached == full
+    args = [kwargs[k] for k in ("seeds", "min_tokens", "max_tokens")]
+    steps = DecodeEngine(timed_model, static=True).stream(features, mask, *args, SamplingOptions(guidance=guidance),
+                                                          context, kwargs["target_tokens"])  # fmt: skip
+    rows = torch.stack(list(steps), 1).tolist()
+    assert cached == [row[: row.index(16)] if 16 in row else row for row in rows]
     assert len(cached[1]) == 9  # exact length: min = max = target
     without = sample_tokens(timed_model, features, mask, options=SamplingOptions(temperature=0), seeds=[3, 4],
                             min_tokens=[12, 12], max_tokens=[12, 12])  # fmt: skip
@@ -100,8 +103,6 @@ def test_old_generators_load_without_the_length_condition():
 @pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 20.0])  # flat rows (nucleus > candidates) to peaked ones
 @pytest.mark.parametrize("top_p", [0.5, 0.9, 0.95])
 def test_the_nucleus_is_the_sorted_nucleus(scale, top_p):
-    from motionmillion.generator.sample import outside_nucleus
-
     torch.manual_seed(0)
     logits = torch.randn(32, 1001, dtype=torch.float64) * scale
     logits[:4, 1000] = float("-inf")  # END held back, as below the minimum length
@@ -112,8 +113,6 @@ def test_the_nucleus_is_the_sorted_nucleus(scale, top_p):
 
 
 def test_tokens_tied_with_the_last_one_kept_stay_in_the_nucleus():
-    from motionmillion.generator.sample import outside_nucleus
-
     logits = torch.tensor([[3.0, 1.0, 1.0, 1.0, -2.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
     # row 0: 3 holds 0.82 of the mass, so one of the tied 1.0 tokens is needed to reach 0.9: all three stay
     assert outside_nucleus(logits, 0.9).tolist() == [[False, False, False, False, True], [False] * 5]

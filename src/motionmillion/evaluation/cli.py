@@ -119,7 +119,7 @@ def eval_prompts_command(
     model, evaluator = _resolve(model, evaluator)
     pipe, ev = _load(model, evaluator)
     if rewrite:
-        from motionmillion.text.rewrite import RewritingPipeline
+        from motionmillion.pipeline.understanding import RewritingPipeline
 
         pipe = RewritingPipeline(pipe, rewriter)
     result = evaluate_prompts(pipe, ev, prompts, samples=samples, seed=seed, dataset_root=data,

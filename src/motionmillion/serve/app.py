@@ -180,7 +180,7 @@ class Server:
                 segments = [segment.model_dump() for segment in body.segments]
                 return Plan(body, self.pipe.timeline(segments, seed, **body.options), timeline=True)
             from motionmillion.pipeline import GenerationRequest
-            from motionmillion.text.rewrite import understood_requests
+            from motionmillion.pipeline.understanding import understood_requests
 
             requests = [GenerationRequest(body.prompt, body.seconds, seed + j, fix_feet=body.fix_feet, **body.options)
                         for j in range(body.num_samples)]  # fmt: skip

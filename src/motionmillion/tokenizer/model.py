@@ -177,6 +177,24 @@ class MotionTokenizer(nn.Module):
             raise ValueError(f"expected token ids (B, N), got {tuple(ids.shape)}")
         return self.decode_latent(self.quantizer.dequantize(ids))
 
+    @torch.no_grad()
+    def decoder_reach(self) -> int | None:
+        """How many tokens before and after a token its decoded frames depend on (0 after it for a causal
+        decoder), found by changing one token in a probe sequence; None when the decoder sees (nearly) the
+        whole sequence, which timelines and streaming cannot work with."""
+        probe_len, middle = 96, 48
+        device = next(self.parameters()).device
+        ids = torch.arange(probe_len, device=device)[None] % self.codebook_size
+        changed = ids.clone()
+        changed[0, middle] = (changed[0, middle] + 1) % self.codebook_size
+        difference = (self.decode(ids) - self.decode(changed)).abs().amax(-1)[0]
+        frames = torch.nonzero(difference > 0).flatten()
+        if len(frames) == 0:
+            return 0
+        after = int(frames.max()) // self.frames_per_token - middle
+        before = middle - int(frames.min()) // self.frames_per_token
+        return None if max(before, after) >= middle - 1 else max(after, before)
+
     # --- folders: config.json + model.safetensors ------------------------------------------------
 
     def save_pretrained(self, folder: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:

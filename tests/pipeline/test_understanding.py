@@ -9,16 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionmillion.text.rewrite import (
-    BANK_DIR,
-    CaptionBank,
-    LanguageModelRewriter,
-    RetrievalRewriter,
-    coverage_of,
-    parse_rewrite,
-    understand,
-    understood_requests,
-)
+from motionmillion.pipeline.understanding import coverage_of, understand, understood_requests
+from motionmillion.text.rewrite import BANK_DIR, CaptionBank, LanguageModelRewriter, RetrievalRewriter, parse_rewrite
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests/fixtures"
@@ -78,7 +70,7 @@ def test_retrieval_votes_for_a_movement_keeps_the_named_side_and_estimates_the_d
 def test_bank_from_a_dataset_labels_mirrors_and_studio_directions_and_adds_unknown_movements(tmp_path):
     from motionmillion.data.importers import import_bvh
     from motionmillion.pipeline import MotionPipeline
-    from motionmillion.text.rewrite import bank_from_dataset
+    from motionmillion.pipeline.understanding import bank_from_dataset
 
     import_bvh(FIXTURE / "bvh/bandai", tmp_path / "ds", "bandai", workers=1, progress=False)
     bank = bank_from_dataset(tmp_path / "ds", MotionPipeline.from_pretrained(device="cpu").text_encoder,
@@ -142,7 +134,7 @@ def test_unknown_movements_are_flagged_and_known_ones_are_not(pipe):
 
 
 def pipe_bank_captions(pipe) -> set[str]:
-    from motionmillion.text.rewrite import pipeline_bank
+    from motionmillion.pipeline.understanding import pipeline_bank
 
     return set(pipeline_bank(pipe).captions)
 
@@ -238,7 +230,7 @@ def test_language_model_rewriter_that_is_not_there_is_a_clear_error(tmp_path):
 
 
 def test_pipeline_rewrites_on_request_and_reports_coverage_for_every_motion(pipe):
-    from motionmillion.text.rewrite import RewritingPipeline
+    from motionmillion.pipeline.understanding import RewritingPipeline
 
     rewriting = RewritingPipeline(pipe)
     assert rewriting.max_seconds == pipe.max_seconds

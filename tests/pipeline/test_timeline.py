@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from motionmillion.cli import app
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.sample import length_window
+from motionmillion.generator.engine import length_window
 from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton
 from motionmillion.pipeline import MotionPipeline, PromptError, default_model_path
-from motionmillion.timeline import TimelineError, parse_short_timeline, read_timeline
+from motionmillion.pipeline.requests import TimelineError, parse_short_timeline, read_timeline, token_budget
 
 TIMELINE = [("a person walks forward", 2.0), ("a person waves the right hand", 1.5), ("a person bows", 1.0)]
 
@@ -81,7 +81,7 @@ def test_each_segment_is_conditioned_on_the_motion_before_it(timed_pipe):
 
 def test_a_seam_starts_with_the_smoothest_of_the_candidate_starts(timed_pipe, monkeypatch):
     """The second segment is one of SEAM_CANDIDATES draws (its seed, then seeds derived from it)."""
-    import motionmillion.pipeline as pipeline_module
+    import motionmillion.pipeline.timeline as pipeline_module
 
     segments = [("a person walks forward", 2), ("a person bows", 2)]
     chosen = timed_pipe.compose(segments, seed=5)
@@ -103,7 +103,7 @@ def test_durations_are_exact_with_a_length_conditioned_generator(timed_pipe, pip
         assert abs(motion.num_frames - seconds * 30) <= timed_pipe.frames_per_token, seconds
     # A generator without the condition (every checkpoint saved before it) keeps the tolerance window.
     assert not pipe.generator.config.length_condition
-    assert pipe._token_budget(4.0) == (*length_window(4.0, pipe.frames_per_token, pipe.max_tokens), None)
+    assert token_budget(pipe.limits, 4.0) == (*length_window(4.0, pipe.frames_per_token, pipe.max_tokens), None)
 
 
 # ---------------------------------------------------------------- streaming

@@ -1,0 +1,460 @@
+"""What may be asked of a pipeline, checked before any model work: requests, limits and plans.
+
+A :class:`Plan` is a whole generation job (motions, a timeline, or a continuation) whose every value has
+been checked against the model's :class:`ModelLimits`. Limits come from the folder's ``config.json``
+files alone, so the command line and the server refuse a bad request before loading any weights:
+
+    limits = ModelLimits.read(folder)                  # no weights
+    plan = make_plan(limits, "a person bows", seconds=3, seed=0)   # PromptError names what is wrong
+    pipe = MotionPipeline.from_pretrained(folder)
+    motions = list(pipe.run(plan))
+
+Timelines may be spelt ``"a person walks forward:3; a person bows:2"`` or as a JSON file
+(:func:`read_timeline`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
+MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
+# Motion before a timeline segment that the generator is shown: more makes seams smoother but makes the
+# segment stick to the movement before it (bench/timeline.py and the model card have the trials).
+CONTEXT_SECONDS = 0.25
+CONTINUE_SECONDS = 1.0  # a continuation (prefix=) is shown the last second of the given motion
+MAX_TIMELINE_SECONDS = 120.0  # default cap on a timeline's total duration
+# Per-segment options a timeline segment may set (besides prompt, seconds and seed).
+TIMELINE_OPTIONS = ("guidance", "temperature", "top_k", "top_p")
+
+
+class PromptError(ValueError):
+    """Unusable generation input (empty prompt, bad duration, bad sample count, ...)."""
+
+
+class TimelineError(PromptError):
+    """A timeline that cannot be read; the message names the file or the segment."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One motion to make; :func:`check_request` validates it and fills in the defaults."""
+
+    prompt: str
+    seconds: float | None = None  # None = the model ends the motion itself
+    seed: int | None = None  # None = a random seed (reported in Motion.meta["seed"])
+    guidance: float | None = None  # classifier-free guidance; None = the model's default, 1 = off
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = 0.95
+    fix_feet: bool = False
+    meta: dict = field(default_factory=dict, compare=False)  # copied into Motion.meta (e.g. prompt_index)
+
+    @property
+    def conditioning_text(self) -> str:
+        """What the generator reads: the rewritten prompt when the request was rewritten (``meta["prompt_used"]``)."""
+        return self.meta.get("prompt_used", self.prompt)
+
+    @property
+    def sampling_key(self) -> tuple:
+        """Requests with equal keys can share one engine call."""
+        return (self.temperature, self.top_k, self.top_p, self.guidance)
+
+    def sampling_options(self):
+        from motionmillion.generator.engine import SamplingOptions
+
+        return SamplingOptions(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, guidance=self.guidance)
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What a model allows, read from its configs (no weights): durations, guidance, token budget."""
+
+    frames_per_token: int
+    max_motion_tokens: int  # the generator's positions for motion tokens (context included)
+    has_null_prefix: bool  # trained with condition dropout: guidance != 1 possible
+    default_guidance: float
+    length_condition: bool
+    fps: float = 30.0
+
+    @property
+    def max_tokens(self) -> int:
+        return min(self.max_motion_tokens, MAX_FRAMES // self.frames_per_token)
+
+    @property
+    def max_seconds(self) -> float:
+        return self.max_tokens * self.frames_per_token / self.fps
+
+    def tokens(self, seconds: float) -> int:
+        return round(seconds * self.fps / self.frames_per_token)
+
+    @classmethod
+    def of(cls, generator_config, frames_per_token: int) -> ModelLimits:
+        return cls(int(frames_per_token), int(generator_config.max_motion_tokens), bool(generator_config.has_null_prefix),
+                   float(generator_config.default_guidance), bool(generator_config.length_condition))  # fmt: skip
+
+    @classmethod
+    def read(cls, folder: str | Path | None) -> ModelLimits:
+        """The limits of a pipeline folder (None = the bundled model) from its config.json files."""
+        from motionmillion.generator.config import GeneratorConfig
+        from motionmillion.pipeline.loading import PipelineError, check_folder
+        from motionmillion.tokenizer.config import tokenizer_config_from_dict
+        from motionmillion.utils.model_folder import read_config
+
+        folder = check_folder(folder)
+        try:
+            generator = GeneratorConfig.from_dict(read_config(folder / "generator", "generator"))
+            tokenizer = tokenizer_config_from_dict(read_config(folder / "tokenizer", "tokenizer"), folder / "tokenizer")
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            raise PipelineError(f"{folder}: cannot read the model configs ({err})") from None
+        return cls.of(generator, tokenizer.frames_per_token)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked generation job; ``MotionPipeline.run(plan)`` carries it out.
+
+    kind "motions": one motion per request, sampled in batches of ``batch_size``;
+    "timeline": one motion from the requests as consecutive segments (``fix_feet`` cleans the whole);
+    "continue": each request continued after ``prefix`` (a Motion).
+    """
+
+    kind: str
+    requests: tuple[GenerationRequest, ...]
+    prefix: Any = None
+    rewrite: bool = False
+    rewriter: str | None = None
+    context_seconds: float = CONTEXT_SECONDS
+    fix_feet: bool = False
+    batch_size: int = 32
+
+    @property
+    def seed(self) -> int:
+        return self.requests[0].seed
+
+    @property
+    def prompt(self) -> str:
+        return " | ".join(r.prompt for r in self.requests) if self.kind == "timeline" else self.requests[0].prompt
+
+
+def make_plan(
+    limits: ModelLimits,
+    prompts: str | Sequence[str] | None = None,
+    seconds: float | Sequence[float | None] | None = None,
+    num_samples: int = 1,
+    seed: int | None = None,
+    *,
+    timeline: Sequence | None = None,
+    prefix=None,
+    rewrite: bool = False,
+    rewriter: str | None = None,
+    batch_size: int = 32,
+    context_seconds: float | None = None,
+    max_total_seconds: float = MAX_TIMELINE_SECONDS,
+    fix_feet: bool = False,
+    **options,
+) -> Plan:
+    """Check everything about a job that needs no model; PromptError names the bad prompt, segment or option.
+
+    One of ``prompts`` (a string or a list) or ``timeline`` (segments as :func:`timeline_requests` takes;
+    :func:`read_timeline` reads them from a file or the short form). ``prefix``: continue this motion (a Motion, (T, 272) features
+    or a .npy/.bvh file). ``options``: sampling options shared by every request (guidance, temperature,
+    top_k, top_p).
+    """
+    unknown = sorted(set(options) - set(TIMELINE_OPTIONS))
+    if unknown:
+        raise PromptError(f"unknown option(s) {', '.join(unknown)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise PromptError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if rewriter is not None and not rewrite:
+        raise PromptError("a rewriter needs rewrite=True (--rewrite)")
+    if prompts is not None and timeline is not None:
+        raise PromptError("give either prompts or a timeline, not both")
+    if timeline is not None:
+        if prefix is not None or num_samples != 1 or seconds is not None:
+            raise PromptError("a timeline sets its own durations and makes one motion: no seconds, num_samples or "
+                              "prefix with it")  # fmt: skip
+        context = CONTEXT_SECONDS if context_seconds is None else context_seconds
+        requests = timeline_requests(limits, timeline, seed, max_total_seconds, context, **options)
+        return Plan("timeline", tuple(requests), None, rewrite, rewriter, context, bool(fix_feet), batch_size)
+    requests = motion_requests(limits, prompts, seconds, num_samples, seed, fix_feet=fix_feet, **options)
+    if prefix is None:
+        return Plan("motions", tuple(requests), None, rewrite, rewriter, CONTEXT_SECONDS, False, batch_size)
+    prefix = load_prefix(prefix)
+    context = CONTINUE_SECONDS if context_seconds is None else context_seconds
+    window = min(context_tokens(limits, context), len(prefix.features) // limits.frames_per_token)
+    if window < 1:
+        raise PromptError(f"the prefix motion has {len(prefix.features)} frames; continuing needs at least "
+                          f"{limits.frames_per_token}")  # fmt: skip
+    for request in requests:
+        check_room(limits, request, window, f"prompt {request.meta['prompt_index'] + 1}")
+    return Plan("continue", tuple(requests), prefix, rewrite, rewriter, context, False, batch_size)
+
+
+def motion_requests(
+    limits: ModelLimits,
+    prompts: str | Sequence[str],
+    seconds: float | Sequence[float | None] | None = None,
+    num_samples: int = 1,
+    seed: int | None = None,
+    **options,
+) -> list[GenerationRequest]:
+    """One checked request per (prompt, sample), prompt-major; sample j of prompt i has seed
+    ``seed + i * num_samples + j``. ``options``: GenerationRequest fields shared by all."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    elif not isinstance(prompts, (list, tuple)):
+        raise PromptError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+    if not prompts:
+        raise PromptError("no prompts given")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise PromptError(f"num_samples must be a positive integer, got {num_samples!r}")
+    if seconds is None or isinstance(seconds, (int, float, str, bytes)):
+        seconds = [seconds] * len(prompts)
+    elif not isinstance(seconds, (list, tuple)):
+        raise PromptError(f"seconds must be a number, None or a list of them, got {type(seconds).__name__}")
+    if len(seconds) != len(prompts):
+        raise PromptError(f"got {len(seconds)} durations for {len(prompts)} prompts")
+    seed = check_seed(seed, "seed", extra=len(prompts) * num_samples)
+    requests = [
+        GenerationRequest(prompt, target, seed + i * num_samples + j, meta={"prompt_index": i, "sample_index": j},
+                          **options)  # fmt: skip
+        for i, (prompt, target) in enumerate(zip(prompts, seconds))
+        for j in range(num_samples)
+    ]
+    return [check_request(limits, r, where=f"prompt {r.meta['prompt_index'] + 1}") for r in requests]
+
+
+def timeline_requests(
+    limits: ModelLimits,
+    segments: Sequence,
+    seed: int | None = None,
+    max_total_seconds: float = MAX_TIMELINE_SECONDS,
+    context_seconds: float = CONTEXT_SECONDS,
+    **options,
+) -> list[GenerationRequest]:
+    """Checked requests for a timeline. ``segments``: ``(prompt, seconds)`` pairs or dicts with "prompt",
+    "seconds" and optionally "seed", "guidance", "temperature", "top_k", "top_p"; segment i uses seed
+    ``seed + i`` unless it has its own. Raises PromptError naming the segment or the total."""
+    if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence):
+        raise PromptError(f"a timeline is a list of (prompt, seconds) segments, got {type(segments).__name__}")
+    if not segments:
+        raise PromptError("the timeline is empty: give at least one (prompt, seconds) segment")
+    seed = check_seed(seed, "seed", extra=len(segments))
+    requests, total = [], 0.0
+    for i, segment in enumerate(segments):
+        where = f"segment {i + 1}"
+        if isinstance(segment, dict):
+            unknown = sorted(set(segment) - {"prompt", "seconds", "seed", *TIMELINE_OPTIONS})
+            if unknown:
+                raise PromptError(f"{where}: unknown key(s) {', '.join(unknown)}")
+            fields = {**options, **{k: v for k, v in segment.items() if k in TIMELINE_OPTIONS}}
+            prompt, seconds, own_seed = segment.get("prompt"), segment.get("seconds"), segment.get("seed")
+        elif isinstance(segment, (list, tuple)) and len(segment) == 2:
+            (prompt, seconds), fields, own_seed = segment, dict(options), None
+        else:
+            raise PromptError(f"{where}: expected (prompt, seconds) or a dict with prompt and seconds, got {segment!r}")
+        if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+            raise PromptError(f"{where}: no prompt")
+        if seconds is None:
+            raise PromptError(f"{where} ({str(prompt)[:40]!r}): no duration in seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds <= 0:
+            raise PromptError(f"{where} ({str(prompt)[:40]!r}): the duration must be positive, got {seconds!r}")
+        request = GenerationRequest(prompt, seconds, seed + i if own_seed is None else own_seed,
+                                    meta={"segment_index": i}, **fields)  # fmt: skip
+        requests.append(check_request(limits, request, where=f"{where} ({str(prompt)[:40]!r})"))
+        if i > 0:
+            check_room(limits, requests[-1], context_tokens(limits, context_seconds), where)
+        total += float(seconds)
+    if total > max_total_seconds + 1e-9:
+        raise PromptError(f"the timeline lasts {total:g} s, more than the maximum of {max_total_seconds:g} s")
+    return requests
+
+
+def check_request(limits: ModelLimits, request: GenerationRequest, where: str = "request") -> GenerationRequest:
+    """The request with defaults filled in (random seed, the model's guidance); PromptError if unusable."""
+    from motionmillion.generator.engine import SamplingOptions
+
+    prompt = request.prompt
+    if not isinstance(prompt, str):
+        raise PromptError(f"{where}: the prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise PromptError(f"{where}: the prompt is empty or whitespace only")
+    seconds = request.seconds
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise PromptError(f"{where}: seconds must be a number or None, got {seconds!r}")
+        if not MIN_SECONDS <= seconds <= limits.max_seconds + 1e-9:
+            raise PromptError(f"{where}: seconds must be in [{MIN_SECONDS:g}, {limits.max_seconds:g}], got {seconds!r}")
+    seed = check_seed(request.seed, f"{where}: seed")
+    guidance = limits.default_guidance if request.guidance is None else request.guidance
+    if guidance != 1.0 and not limits.has_null_prefix:
+        raise PromptError(f"{where}: this model was trained without condition dropout: use guidance=1 (no guidance)")
+    try:
+        SamplingOptions(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, guidance=guidance)
+    except (TypeError, ValueError) as err:
+        raise PromptError(f"{where}: {err}") from None
+    meta = dict(request.meta)
+    problem = unreadable_text(prompt)
+    if problem:  # said once per prompt in the motion's meta (and printed by the CLI), never a Python warning
+        meta.setdefault("text_warning", f"the prompt {problem}; the text encoder was trained on English")
+    return dataclasses.replace(request, prompt=prompt.strip(), seed=seed, guidance=float(guidance), meta=meta)
+
+
+def check_room(limits: ModelLimits, request: GenerationRequest, context: int, where: str) -> None:
+    """PromptError if the request's duration and its context do not fit the generator's budget."""
+    if request.seconds is not None and context + token_budget(limits, request.seconds)[1] > limits.max_tokens:
+        limit = (limits.max_tokens - context) * limits.frames_per_token / limits.fps
+        raise PromptError(
+            f"{where} ({request.prompt[:40]!r}): {request.seconds:g} s is longer than the {limit:.2f} s a "
+            f"continued segment can last ({limits.max_seconds:g} s minus "
+            f"{context * limits.frames_per_token / limits.fps:.2f} s of context); split it in two"
+        )
+
+
+def context_tokens(limits: ModelLimits, context_seconds: float) -> int:
+    if isinstance(context_seconds, bool) or not isinstance(context_seconds, (int, float)) or context_seconds < 0:
+        raise PromptError(f"context_seconds must be a number >= 0, got {context_seconds!r}")
+    return limits.tokens(context_seconds)
+
+
+def token_budget(limits: ModelLimits, seconds: float | None) -> tuple[int, int, int | None]:
+    """(min, max, target) new tokens for a duration. A length-conditioned generator is asked for the exact
+    count and told how many tokens remain at every step, so it ends there by itself; a generator without
+    the condition gets a tolerance window around the duration."""
+    from motionmillion.generator.engine import length_window
+
+    if seconds is None or not limits.length_condition:
+        low, high = length_window(seconds, limits.frames_per_token, limits.max_tokens, fps=limits.fps)
+        return low, high, None
+    target = min(limits.max_tokens, max(1, limits.tokens(seconds)))
+    return target, target, target
+
+
+def check_seed(seed, name: str, extra: int = 1) -> int:
+    """A seed in [0, 2**63 - extra] (torch generators take 64-bit seeds); None = a random one."""
+    if seed is None:
+        return random.SystemRandom().randrange(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PromptError(f"{name} must be an integer, got {seed!r}")
+    if not 0 <= seed <= 2**63 - extra:
+        raise PromptError(f"{name} must be in [0, 2**63 - {extra}], got {seed}")
+    return seed
+
+
+def unreadable_text(text: str) -> str | None:
+    """Why an English text encoder may misread ``text`` (mostly non-Latin letters, emoji), or None."""
+    letters = [c for c in text if c.isalpha()]
+    if letters and sum(ord(c) > 0x24F for c in letters) > len(letters) / 2:
+        return "looks non-English"
+    if any(unicodedata.category(c) == "So" for c in text):
+        return "contains emoji or symbols"
+    return None
+
+
+def check_device(device: str | None) -> str:
+    """The torch device to load on (None = cuda when available); PromptError for unusable names."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        raise PromptError(f"device {device!r} is not a torch device; use cpu or cuda") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise PromptError(f"device {device!r} is not available on this machine; use cpu"
+                          + (" (this torch has no CUDA device)" if kind == "cuda" else ""))  # fmt: skip
+    return device
+
+
+def load_prefix(prefix):
+    """The motion to continue: a Motion, a (T, 272) array, or a file Motion.load reads (.npy, .bvh)."""
+    import numpy as np
+
+    from motionmillion.motion import Motion
+
+    if isinstance(prefix, Motion):
+        return prefix
+    if isinstance(prefix, np.ndarray):
+        try:
+            return Motion(prefix)
+        except ValueError as err:
+            raise PromptError(f"prefix: {err}") from None
+    if isinstance(prefix, (str, Path)):
+        try:
+            return Motion.load(prefix)
+        except ValueError as err:
+            raise PromptError(str(err)) from None
+    raise PromptError(f"prefix must be a Motion, a (T, 272) array or a motion file, got {type(prefix).__name__}")
+
+
+# ---------------------------------------------------------------- timeline spellings
+def read_timeline(spec: str | Path) -> list[dict]:
+    """Segments from a JSON file (a path ending in .json, or any existing file) or the short form
+    ``"prompt:seconds; prompt:seconds"``. Only the syntax is checked here; :func:`timeline_requests`
+    checks the values."""
+    text = str(spec)
+    if not text.strip():
+        raise TimelineError("the timeline is empty: give a JSON file or PROMPT:SECONDS; PROMPT:SECONDS ...")
+    path = Path(text)
+    if text.lower().endswith(".json") or (";" not in text and ":" not in text) or _is_file(path):
+        return _read_timeline_json(path)
+    return parse_short_timeline(text)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a short form too long to be a file name
+        return False
+
+
+def parse_short_timeline(text: str) -> list[dict]:
+    """``"prompt:seconds; prompt:seconds"`` -> [{"prompt": ..., "seconds": ...}, ...] (the last ``:`` of a
+    segment starts its duration)."""
+    parts = [part.strip() for part in text.split(";")]
+    if parts and not parts[-1]:
+        parts.pop()  # a trailing ";"
+    if not parts or not any(parts):
+        raise TimelineError("the timeline is empty: write PROMPT:SECONDS; PROMPT:SECONDS ...")
+    segments = []
+    for i, part in enumerate(parts, start=1):
+        prompt, colon, seconds = part.rpartition(":")
+        if not colon:
+            raise TimelineError(f"timeline segment {i} ({part[:40]!r}): no duration; write PROMPT:SECONDS")
+        try:
+            value = float(seconds)
+        except ValueError:
+            raise TimelineError(f"timeline segment {i} ({part[:40]!r}): {seconds.strip()!r} is not a number of seconds") from None
+        segments.append({"prompt": prompt.strip(), "seconds": value})
+    return segments
+
+
+def _read_timeline_json(path: Path) -> list[dict]:
+    """``[{"prompt": ..., "seconds": ...}, ...]`` or ``{"segments": [...]}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TimelineError(f"{path}: no such timeline file (or write the short form PROMPT:SECONDS; ...)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TimelineError(f"{path}: cannot read the timeline ({err})") from None
+    except json.JSONDecodeError as err:
+        raise TimelineError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(data, dict):
+        data = data.get("segments")
+    if not isinstance(data, list):
+        raise TimelineError(f"{path}: expected a list of segments or {{\"segments\": [...]}}")
+    for i, segment in enumerate(data, start=1):
+        if not isinstance(segment, dict):
+            raise TimelineError(f"{path}: segment {i} is not an object with prompt and seconds")
+    return data
