@@ -20,24 +20,42 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-def _resolve(model: Path | None, evaluator: Path | None) -> tuple[Path, Path]:
+PAPER_PREFIX = "paper:"
+EVALUATOR_HELP = ("Evaluator folder (default: MODEL/evaluator), or paper:DIR for the paper's released evaluator "
+                  "(DIR holds epoch=199.ckpt, mean.npy, std.npy, distilbert-base-uncased/; converted once into DIR/converted).")
+
+
+def _resolve(model: Path | None, evaluator: str | None, allow_paper: bool = True) -> tuple[Path, str]:
+    from motionmillion.errors import UsageError
     from motionmillion.pipeline import default_model_path
 
     model = model if model is not None else default_model_path()
     if not model.is_dir():
         raise FileNotFoundError(f"{model}: model folder not found")
+    if evaluator is not None and evaluator.startswith(PAPER_PREFIX):
+        if not allow_paper:
+            raise UsageError(f"--evaluator {evaluator}: the paper's evaluator is for `eval generator` only "
+                             "(its embeddings are not unit length, which the prompt-set scores assume)")  # fmt: skip
+        return model, evaluator
     if evaluator is None:
-        evaluator = model / "evaluator"
-        if not (evaluator / "config.json").is_file():
+        evaluator = str(model / "evaluator")
+        if not (Path(evaluator) / "config.json").is_file():
             raise FileNotFoundError(f"{model} has no evaluator/ folder; pass --evaluator RUN (train one with `motionmillion evaluator train`)")
     return model, evaluator
 
 
-def _load(model: Path, evaluator: Path):
+def _load(model: Path, evaluator: str):
+    """The evaluator first (its errors are about files the user just named), then the pipeline."""
     from motionmillion.evaluation.evaluator import Evaluator
     from motionmillion.pipeline import MotionPipeline
 
-    return MotionPipeline.from_pretrained(model), Evaluator.from_pretrained(evaluator)
+    if evaluator.startswith(PAPER_PREFIX):
+        from motionmillion.evaluation.paper_evaluator import PaperEvaluator
+
+        ev = PaperEvaluator.from_release(evaluator[len(PAPER_PREFIX) :])
+    else:
+        ev = Evaluator.from_pretrained(evaluator)
+    return MotionPipeline.from_pretrained(model), ev
 
 
 @evaluator_app.command("train")
@@ -72,7 +90,7 @@ def train_command(
 @eval_app.command("generator")
 def eval_generator_command(
     model: Path = typer.Option(None, "--model", help="Pipeline folder (default: the bundled model)."),
-    evaluator: Path = typer.Option(None, "--evaluator", help="Evaluator folder (default: MODEL/evaluator)."),
+    evaluator: str = typer.Option(None, "--evaluator", help=EVALUATOR_HELP),
     data: Path = typer.Option(..., "--data", help="Dataset folder with the real motions."),
     split: str = typer.Option("test", "--split"),
     kind: str = typer.Option("t2m_60_300", "--kind"),
@@ -93,7 +111,7 @@ def eval_generator_command(
     pipe, ev = _load(model, evaluator)
     config = GeneratorEvalConfig(split=split, kind=kind, repeats=repeats, seed=seed, own_length=own_length,
                                  mm_texts=mm_texts, mm_samples=mm_samples, batch_size=batch_size)
-    result = evaluate_generator(pipe, ev, data, config, model_name=str(model), evaluator_path=str(evaluator))
+    result = evaluate_generator(pipe, ev, data, config, model_name=str(model), evaluator_path=evaluator)
     written = write_report(result, json_out, f"Generator evaluation: {model.name} on {kind}/{split}")
     typer.echo(f"wrote {', '.join(str(p) for p in written.values())}")
 
@@ -102,7 +120,7 @@ def eval_generator_command(
 def eval_prompts_command(
     prompts: Path = typer.Option(..., "--prompts", help="Prompt file: .txt (one per line), .jsonl (prompt/content/style) or HumanML3D .json."),
     model: Path = typer.Option(None, "--model", help="Pipeline folder (default: the bundled model)."),
-    evaluator: Path = typer.Option(None, "--evaluator", help="Evaluator folder (default: MODEL/evaluator)."),
+    evaluator: str = typer.Option(None, "--evaluator", help="Evaluator folder (default: MODEL/evaluator)."),
     data: Path = typer.Option(None, "--data", help="Dataset for content prototypes (optional)."),
     samples: int = typer.Option(1, "--samples", min=1, help="Generations per prompt (repeats)."),
     seed: int = typer.Option(0, "--seed"),
@@ -116,13 +134,13 @@ def eval_prompts_command(
     from motionmillion.evaluation.runners import evaluate_prompts
 
     _setup_logging()
-    model, evaluator = _resolve(model, evaluator)
+    model, evaluator = _resolve(model, evaluator, allow_paper=False)
     pipe, ev = _load(model, evaluator)
     if rewrite:
         from motionmillion.pipeline.understanding import RewritingPipeline
 
         pipe = RewritingPipeline(pipe, rewriter)
     result = evaluate_prompts(pipe, ev, prompts, samples=samples, seed=seed, dataset_root=data,
-                              batch_size=batch_size, model_name=str(model), evaluator_path=str(evaluator))
+                              batch_size=batch_size, model_name=str(model), evaluator_path=evaluator)
     written = write_report(result, json_out, f"Prompt-set evaluation: {prompts.name} with {model.name}")
     typer.echo(f"wrote {', '.join(str(p) for p in written.values())}")

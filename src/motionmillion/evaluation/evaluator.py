@@ -9,6 +9,9 @@ R-precision, MM-Dist, FID, Diversity) are monotone in cosine similarity.
 
 A saved evaluator folder holds ``config.json`` (architecture, text encoder, training summary and the
 SHA-256 of the weights), ``model.safetensors`` and ``normalization/{mean,std}.npy``.
+
+``EmbeddingEvaluator`` is what the metrics see of any evaluator (this one and the paper's released one,
+:mod:`motionmillion.evaluation.paper_evaluator`): cached text embeddings, validated and batched motions.
 """
 
 from __future__ import annotations
@@ -148,7 +151,83 @@ def pad_motions(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(batch), torch.from_numpy(mask)
 
 
-class Evaluator:
+class EmbeddingEvaluator:
+    """What every evaluator shares: per-text caching of text embeddings and length-sorted batches of
+    validated, centre-cropped, normalised motions. Subclasses embed one batch of texts (``_embed_texts``)
+    and one padded batch of normalised motions (``_embed_motions``); metrics only call ``encode_text``,
+    ``encode_motion``, ``dim``, ``checksum`` and ``config.max_frames``."""
+
+    def __init__(self, normalizer: Normalizer, max_frames: int, dim: int, text_encoder_path: str, text_max_length: int,
+                 text_encoder=None, checksum: str = ""):  # fmt: skip
+        self.normalizer = normalizer
+        self.max_frames = max_frames
+        self.dim = dim
+        self.checksum = checksum
+        self._text_encoder_args = (text_encoder_path, text_max_length)
+        self._text_encoder = text_encoder
+        self._text_cache: dict[str, np.ndarray] = {}
+        self._warned_crop = False
+
+    @property
+    def text_encoder(self):
+        """The frozen token encoder, loaded on first use (motion-only metrics never need it)."""
+        if self._text_encoder is None:
+            from motionmillion.text.encoders import TextEncoder
+
+            path, max_length = self._text_encoder_args
+            self._text_encoder = TextEncoder(path, max_length=max_length)
+        return self._text_encoder
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _embed_motions(self, batch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """(B, D) float32 embeddings; each distinct text is embedded once."""
+        if isinstance(texts, str):
+            texts = [texts]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            self._text_cache.update(zip(chunk, self._embed_texts(chunk)))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    @torch.no_grad()
+    def encode_motion(self, features: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """(B, D) float32 embeddings of de-normalised (T, 272) motions of any length >= 1.
+
+        Motions longer than ``max_frames`` are centre-cropped (with one warning). NaN or
+        wrongly shaped motions raise InvalidMotionError naming their index.
+        """
+        clips = []
+        for i, clip in enumerate(features):
+            clip = np.asarray(clip)
+            if clip.ndim != 2 or clip.shape[1] != FEATURE_DIM or len(clip) == 0:
+                raise InvalidMotionError(f"motion {i}: expected a (T, {FEATURE_DIM}) array, got shape {clip.shape}")
+            if not np.isfinite(clip).all():
+                raise InvalidMotionError(f"motion {i}: contains NaN or infinite values")
+            if len(clip) > self.max_frames and not self._warned_crop:
+                log.warning("motions longer than %d frames are centre-cropped for the evaluator", self.max_frames)
+                self._warned_crop = True
+            clips.append(self.normalizer.normalize(crop_to_max(clip, self.max_frames).astype(np.float64)).astype(np.float32))
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Sort by length so padding is small, then restore the order.
+        order = np.argsort([len(c) for c in clips], kind="stable")
+        out = np.zeros((len(clips), self.dim), dtype=np.float32)
+        for start in range(0, len(clips), batch_size):
+            idx = order[start : start + batch_size]
+            batch, mask = pad_motions([clips[i] for i in idx])
+            out[idx] = self._embed_motions(batch, mask).numpy()
+        return out
+
+
+class Evaluator(EmbeddingEvaluator):
     """Text and motion embeddings for metrics (contract 7). Inference only, CPU by default.
 
     >>> ev = Evaluator.from_pretrained("runs/evaluator")
@@ -157,26 +236,12 @@ class Evaluator:
     """
 
     def __init__(self, model: EvaluatorModel, normalizer: Normalizer, text_encoder=None, checksum: str = "", folder=None):
+        config = model.config
+        super().__init__(normalizer, config.max_frames, config.latent_dim, config.text_encoder, config.text_max_length,
+                         text_encoder, checksum)  # fmt: skip
         self.model = model.eval()
-        self.config = model.config
-        self.normalizer = normalizer
-        self.checksum = checksum
+        self.config = config
         self.folder = Path(folder) if folder is not None else None
-        self._text_encoder = text_encoder
-        self._text_cache: dict[str, np.ndarray] = {}
-        self._warned_crop = False
-
-    @property
-    def text_encoder(self):
-        if self._text_encoder is None:
-            from motionmillion.text.encoders import TextEncoder
-
-            self._text_encoder = TextEncoder(self.config.text_encoder, max_length=self.config.text_max_length)
-        return self._text_encoder
-
-    @property
-    def dim(self) -> int:
-        return self.config.latent_dim
 
     def save_pretrained(self, folder: str | Path, extra: dict | None = None) -> str:
         """Write config.json (+ ``extra`` such as training figures), model.safetensors and normalization/;
@@ -201,46 +266,10 @@ class Evaluator:
         load_weights(folder, model)
         return cls(model, Normalizer.load(folder / NORMALIZATION_DIR), checksum=checksum, folder=folder)
 
-    @torch.no_grad()
-    def encode_text(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """(B, D) float32 unit-norm embeddings; token features of each distinct text are cached."""
-        if isinstance(texts, str):
-            texts = [texts]
-        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
-            out = self.text_encoder.encode(chunk)
-            emb = self.model.encode_text_features(out.features, out.mask).numpy()
-            self._text_cache.update(zip(chunk, emb))
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm embeddings of the text head over the frozen encoder's token features."""
+        out = self.text_encoder.encode(texts)
+        return self.model.encode_text_features(out.features, out.mask).numpy()
 
-    @torch.no_grad()
-    def encode_motion(self, features: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """(B, D) float32 unit-norm embeddings of de-normalised (T, 272) motions of any length >= 1.
-
-        Motions longer than ``config.max_frames`` are centre-cropped (with one warning). NaN or
-        wrongly shaped motions raise InvalidMotionError naming their index.
-        """
-        clips = []
-        for i, clip in enumerate(features):
-            clip = np.asarray(clip)
-            if clip.ndim != 2 or clip.shape[1] != FEATURE_DIM or len(clip) == 0:
-                raise InvalidMotionError(f"motion {i}: expected a (T, {FEATURE_DIM}) array, got shape {clip.shape}")
-            if not np.isfinite(clip).all():
-                raise InvalidMotionError(f"motion {i}: contains NaN or infinite values")
-            if len(clip) > self.config.max_frames and not self._warned_crop:
-                log.warning("motions longer than %d frames are centre-cropped for the evaluator", self.config.max_frames)
-                self._warned_crop = True
-            clips.append(self.normalizer.normalize(crop_to_max(clip, self.config.max_frames).astype(np.float64)).astype(np.float32))
-        if not clips:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        # Sort by length so padding is small, then restore the order.
-        order = np.argsort([len(c) for c in clips], kind="stable")
-        out = np.zeros((len(clips), self.dim), dtype=np.float32)
-        for start in range(0, len(clips), batch_size):
-            idx = order[start : start + batch_size]
-            batch, mask = pad_motions([clips[i] for i in idx])
-            out[idx] = self.model.encode_motion_normalized(batch, mask).numpy()
-        return out
+    def _embed_motions(self, batch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_motion_normalized(batch, mask)
