@@ -13,7 +13,6 @@ from motionmillion.evaluation.runners import (
     evaluate_prompts,
     generate,
     read_prompts,
-    same_content,
 )
 
 
@@ -77,7 +76,6 @@ def test_shipped_paraphrase_set_is_valid():
     items = read_prompts(str(path))
     assert len(items) >= 30 and all(it.content for it in items)
     assert len({it.content for it in items}) >= 15
-    assert same_content("bye", "wave-right") and not same_content("bye", "wave-left")
 
 
 def test_evaluate_prompts_counts_failures_and_content(tmp_path, fake_pipeline, tiny_evaluator):

@@ -48,6 +48,7 @@ import numpy as np
 
 from motionmillion.data import caption_pools
 from motionmillion.data import captions as caps
+from motionmillion.data import labels
 from motionmillion.data.layout import (
     SPLIT_KINDS,
     MotionDataset,
@@ -138,7 +139,7 @@ def find_bvh(src: Path) -> list[Path]:
     return found
 
 
-def _bandai_json_check(path: Path, label: caps.BandaiLabel) -> list[str]:
+def _bandai_json_check(path: Path, label: labels.BandaiLabel) -> list[str]:
     """Compare the file name with the JSON label (indices into cfg/*_label.txt); return notes."""
     json_path, cfg = path.with_suffix(".json"), path.parent.parent / "cfg"
     if not json_path.is_file() or not (cfg / "content_label.txt").is_file():
@@ -159,7 +160,7 @@ def _bandai_json_check(path: Path, label: caps.BandaiLabel) -> list[str]:
 def plan_bandai(path: Path, src: Path, prefix: str) -> SourceJob:
     if not path.stem.startswith("dataset-"):
         raise _NotForRecipe("not a Bandai Namco file name (dataset-N_content_style_take)")
-    label = caps.parse_bandai_name(path.stem)
+    label = labels.parse_bandai_name(path.stem)
     stratum = f"bandai-{label.dataset}/{label.content}" + (f"/{label.style}" if label.dataset != 1 else "")
     return SourceJob(
         path=str(path), recipe="bandai", prefix=prefix, base=path.stem, group=f"bandai/{path.stem}",
@@ -212,7 +213,7 @@ def plan_cmu_cc(path: Path, src: Path, prefix: str) -> SourceJob:
     if key not in descriptions:
         raise ValueError(f"{path}: take {path.stem} has no description in {CMU_CC_TABLE}")
     description = descriptions[key]
-    _, movement = caps.cmu_cc_label(description)
+    _, movement = labels.cmu_cc_label(description)
     return SourceJob(
         path=str(path), recipe="cmu-cc", prefix=prefix, base=path.stem, group=f"cmu-cc/{path.stem}",
         stratum=f"cmu-cc/{movement}", rig="cc-base", source_fps=None, window=CMU_WINDOWS, always_number_windows=True,
@@ -298,7 +299,7 @@ def clip_captions(recipe: str, label: dict, clip_name: str, turn_degrees: float 
     ``seconds``: the clip's (start, end) in its take, to pick the human captions of those frames;
     ``hand``: the measured dribbling hand (:func:`dribbling_hand`)."""
     if recipe == "bandai":
-        bandai = caps.BandaiLabel(label["dataset"], label["content"], label["style"], label["take"])
+        bandai = labels.BandaiLabel(label["dataset"], label["content"], label["style"], label["take"])
         return caps.bandai_captions(bandai, clip_name, turn_degrees, pools=pools)
     if recipe == "cmu-dance":
         return caps.cmu_dance_captions(label["category"], clip_name, pools=pools)
@@ -328,7 +329,7 @@ def window_captions(job: SourceJob, window_name: str, root_rotations: np.ndarray
     measured: dict = {}
     turn = hand = None
     if (job.recipe == "bandai" and job.label["content"].startswith("walk-turn-")) or (
-        job.recipe == "cmu-cc" and caps.cmu_cc_label(job.label["description"])[0] == "walk"
+        job.recipe == "cmu-cc" and labels.cmu_cc_label(job.label["description"])[0] == "walk"
     ):
         turn = measured_turn_degrees(root_rotations)
         measured["turn_degrees"] = round(turn, 1)
@@ -556,7 +557,7 @@ class ClipLabel:
 def clip_labels(out: str | Path) -> dict[str, ClipLabel]:
     """{clip name: ClipLabel} for every clip (and mirrored clip) of the dataset's import records; clips
     written by other means have none."""
-    labels: dict[str, ClipLabel] = {}
+    found: dict[str, ClipLabel] = {}
     for record in load_records(out):
         label = record.get("label", {})
         content = label.get("content") or label.get("category") or ""
@@ -564,12 +565,11 @@ def clip_labels(out: str | Path) -> dict[str, ClipLabel]:
         for clip in record["clips"]:
             clip_content = content
             if content.startswith("walk-turn-") and "turn_degrees" in clip:
-                turn = clip["turn_degrees"]
-                clip_content = "walk" if abs(turn) < caps.STRAIGHT else f"walk-turn-{'left' if turn > 0 else 'right'}"
-            labels[clip["name"]] = ClipLabel(clip_content, style, record["stratum"], record["group"], False)
-            labels[clip["mirror"]] = ClipLabel(caps.swap_left_right(clip_content), style, record["stratum"],
+                clip_content = labels.walk_label(clip["turn_degrees"])
+            found[clip["name"]] = ClipLabel(clip_content, style, record["stratum"], record["group"], False)
+            found[clip["mirror"]] = ClipLabel(caps.swap_left_right(clip_content), style, record["stratum"],
                                                record["group"], True)  # fmt: skip
-    return labels
+    return found
 
 
 def assign_splits(groups_by_stratum: dict[str, list[str]], fractions=SPLIT_FRACTIONS) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motionmillion.data.labels import BANDAI_MOVEMENTS, MOVEMENTS, movement_of, same_movement, same_movement_groups
 from motionmillion.evaluation import metrics
 from motionmillion.evaluation.physical import physical_metrics
 from motionmillion.motion.representation import FEATURE_DIM, decode_joints
@@ -291,52 +292,6 @@ def evaluate_generator(pipe: Callable, evaluator, dataset_root: str | Path, conf
 
 # ----------------------------------------------------------------------------------------- prompt sets
 
-# Canonical content labels of the paraphrase set, a plain description for text candidates, and the
-# dataset content names that show that content (unmirrored Bandai clips) for motion prototypes.
-CONTENTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "walk": ("a person walks forward", ("walk", "walk-left", "walk-right")),
-    "walk-back": ("a person walks backwards", ("walk-back",)),
-    "run": ("a person runs forward", ("run",)),
-    "dash": ("a person sprints forward at full speed", ("dash",)),
-    "bow": ("a person bows", ("bow",)),
-    "bye": ("a person waves goodbye with the right hand", ("bye",)),
-    "byebye": ("a person waves goodbye with both hands", ("byebye",)),
-    "guide": ("a person points the way with the right hand", ("guide",)),
-    "respond": ("a person raises the left hand to answer", ("respond",)),
-    "call": ("a person calls someone over", ("call",)),
-    "punch": ("a person punches forward", ("punch",)),
-    "kick": ("a person kicks with the right leg", ("kick",)),
-    "slash": ("a person slashes as if with a sword", ("slash",)),
-    "dance": ("a person dances", ("dance-short", "dance-long")),
-    "walk-turn-left": ("a person walks and turns to the left", ("walk-turn-left",)),
-    "walk-turn-right": ("a person walks and turns to the right", ("walk-turn-right",)),
-    "wave-left": ("a person waves the left hand", ("wave-left-hand",)),
-    "wave-right": ("a person waves the right hand", ("wave-right-hand",)),
-    "wave-both": ("a person waves both hands", ("wave-both-hands",)),
-    "raise-up-left": ("a person raises the left hand up", ("raise-up-left-hand",)),
-    "raise-up-right": ("a person raises the right hand up", ("raise-up-right-hand",)),
-    "raise-up-both": ("a person raises both hands up", ("raise-up-both-hands",)),
-}
-# Movements of the CMU takes on the game-character rig (cmu-cc). A prompt file may name them; they join
-# the candidates only then, so figures over the Bandai contents (the paraphrase set) keep their meaning.
-CMU_CC_CONTENTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "jump": ("a person jumps", ("jump",)),
-    "dribble": ("a person dribbles a basketball", ("dribble",)),
-    "climb": ("a person climbs", ("climb",)),
-    "ballet": ("a person dances ballet", ("ballet",)),
-    "swordplay": ("a person fights with a sword", ("swordplay",)),
-    "scoop": ("a person bends down and scoops something up", ("scoop",)),
-    "wash": ("a person washes something", ("wash",)),
-}
-ALL_CONTENTS = {**CONTENTS, **CMU_CC_CONTENTS}
-# Labels that name the same movement (the data has both names): a retrieval of either counts as right.
-SAME_MOVEMENT = [{"bye", "wave-right"}, {"byebye", "wave-both"}, {"respond", "raise-up-left"}]
-
-
-def same_content(a: str, b: str) -> bool:
-    return a == b or any(a in group and b in group for group in SAME_MOVEMENT)
-
-
 @dataclass
 class PromptItem:
     prompt: str
@@ -363,8 +318,8 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
                 items.append(PromptItem(str(row["prompt"]).strip(), row.get("content"), row.get("style"), row.get("seconds")))
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise EvaluationInputError(f"{path}:{n}: not a JSON object with a \"prompt\" ({err})") from err
-            if items[-1].content is not None and items[-1].content not in ALL_CONTENTS:
-                raise EvaluationInputError(f"{path}:{n}: unknown content {items[-1].content!r}; known: {sorted(ALL_CONTENTS)}")
+            if items[-1].content is not None and items[-1].content not in MOVEMENTS:
+                raise EvaluationInputError(f"{path}:{n}: unknown content {items[-1].content!r}; known: {sorted(MOVEMENTS)}")
     elif path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -396,21 +351,21 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
 def motion_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_300",
                       styles: bool = False) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
     """Mean unit motion embedding of the unmirrored clips (all splits, labels from the dataset's import
-    records) of each canonical content, and with ``styles`` of each (content, style): a generated motion's
-    style is the nearest of its own content's styles ("which style of run is it?"). Each clip is read
-    and encoded once for both."""
+    records) of each movement (:data:`labels.MOVEMENTS`), and with ``styles`` of each (movement, style): a
+    generated motion's style is the nearest of its own movement's styles ("which style of run is it?").
+    Each clip is read and encoded once for both."""
     from motionmillion.data.importers import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)
     labels = clip_labels(dataset_root)
-    reverse = {name: label for label, (_, names) in ALL_CONTENTS.items() for name in names}
     names, keys = [], []
     for name in dataset.names("all", kind=kind):
         label = labels.get(name)
-        if label is not None and not label.mirrored and label.content in reverse:
+        movement = movement_of(label.content) if label is not None and not label.mirrored else None
+        if movement is not None:
             names.append(name)
-            keys.append((reverse[label.content], label.style))
+            keys.append((movement, label.style))
     embeddings = evaluator.encode_motion([dataset.motion(n) for n in names]) if names else None
 
     def means(group_of) -> dict:
@@ -436,8 +391,10 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
     prompts = [it.prompt for it in items]
     text_emb = evaluator.encode_text(prompts)
     labelled = [i for i, it in enumerate(items) if it.content]
-    candidates = sorted({items[i].content for i in labelled} | set(CONTENTS)) if labelled else []
-    cand_text_emb = evaluator.encode_text([ALL_CONTENTS[c][0] for c in candidates]) if candidates else None
+    # The Bandai movements always compete; cmu-cc movements only when a prompt names them, so figures over
+    # the Bandai movements (the paraphrase set) keep their meaning.
+    candidates = sorted({items[i].content for i in labelled} | set(BANDAI_MOVEMENTS)) if labelled else []
+    cand_text_emb = evaluator.encode_text([MOVEMENTS[c].description for c in candidates]) if candidates else None
     styled = any(items[i].style for i in labelled)
     prototypes, combos = motion_prototypes(evaluator, dataset_root, styles=styled) if (labelled and dataset_root) else ({}, {})
 
@@ -472,13 +429,13 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
                     sims = cand_text_emb @ emb[k]
                     order = np.argsort(-sims)
                     entry["retrieved_text"] = candidates[order[0]]
-                    hits_text.append(same_content(candidates[order[0]], item.content))
-                    hits3_text.append(any(same_content(candidates[j], item.content) for j in order[:3]))
+                    hits_text.append(same_movement(candidates[order[0]], item.content))
+                    hits3_text.append(any(same_movement(candidates[j], item.content) for j in order[:3]))
                     if prototypes:
                         names = sorted(prototypes)
                         best = names[int(np.argmax([prototypes[n] @ emb[k] for n in names]))]
                         entry["retrieved_prototype"] = best
-                        hits_proto.append(same_content(best, item.content))
+                        hits_proto.append(same_movement(best, item.content))
                     styles = sorted(s for c, s in combos if c == item.content)
                     if item.style and item.style in styles:  # which of this content's styles is it?
                         best_style = styles[int(np.argmax([combos[(item.content, s)] @ emb[k] for s in styles]))]
@@ -511,7 +468,7 @@ def evaluate_prompts(pipe: Callable, evaluator, prompts_path: str | Path, sample
             "content_candidates": candidates,
             "content_matching": "argmax cosine of the motion embedding against each candidate's description "
                                 "(and against mean real-motion embeddings per content when --data is given); "
-                                f"labels naming the same movement count as right: {[sorted(g) for g in SAME_MOVEMENT]}",
+                                f"labels naming the same movement count as right: {same_movement_groups(MOVEMENTS)}",
             "failure": "a generation that raises or returns NaN/infinite/malformed features",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": round(time.time() - started, 1),
