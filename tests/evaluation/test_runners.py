@@ -98,17 +98,17 @@ def test_evaluate_prompts_scores_the_style_among_the_styles_of_the_content(tmp_p
                                                                            synthetic_dataset, monkeypatch):  # fmt: skip
     """With --data, a prompt labelled with a content and a style is asked which of that content's styles
     (real clips of each, unmirrored) its motion is nearest to."""
-    import motionmillion.data.importers as importers
+    import motionmillion.data.records as records
     from motionmillion.data.layout import MotionDataset
 
     def labels(root):  # synthetic clips named ".../dataset-1_<kind>_style<k>_<i>"
         out = {}
         for name in MotionDataset(root).names("all"):
             _, kind, style, _ = name.split("/")[-1].split("_")
-            out[name] = importers.ClipLabel(content=kind, style=style, stratum=f"{kind}/{style}", group=name, mirrored=False)
+            out[name] = records.ClipLabel(content=kind, style=style, stratum=f"{kind}/{style}", group=name, mirrored=False)
         return out
 
-    monkeypatch.setattr(importers, "clip_labels", labels)
+    monkeypatch.setattr(records, "clip_labels", labels)
     from motionmillion.data.layout import write_split
 
     import shutil

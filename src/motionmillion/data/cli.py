@@ -28,7 +28,8 @@ def import_bvh_command(
     then exits with status 1 after importing every good file."""
     from rich.console import Console
 
-    from motionmillion.data.importers import RECIPES, import_bvh
+    from motionmillion.data.importers import import_bvh
+    from motionmillion.data.recipes import RECIPES
     from motionmillion.errors import Failure
 
     console = Console(soft_wrap=True)

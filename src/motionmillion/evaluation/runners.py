@@ -354,7 +354,7 @@ def motion_prototypes(evaluator, dataset_root: str | Path, kind: str = "t2m_60_3
     records) of each movement (:data:`labels.MOVEMENTS`), and with ``styles`` of each (movement, style): a
     generated motion's style is the nearest of its own movement's styles ("which style of run is it?").
     Each clip is read and encoded once for both."""
-    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.records import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)
