@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from motionmillion.evaluation.report import write_report
-from motionmillion.evaluation.runners import (
-    EvaluationInputError,
-    GeneratorEvalConfig,
-    evaluate_generator,
-    evaluate_prompts,
-    generate,
-    read_prompts,
-)
+from motionmillion.evaluation.generation import generate
+from motionmillion.evaluation.prompt_sets import evaluate_prompts, read_prompts
+from motionmillion.evaluation.protocol import EvaluationInputError, GeneratorEvalConfig, evaluate_generator
 
 
 def test_generate_isolates_failures(fake_pipeline):
