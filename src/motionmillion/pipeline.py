@@ -34,13 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
-from motionmillion.motion.consistency import (
-    SKELETON_FILE,
-    load_skeleton,
-    make_consistent,
-    make_consistent_many,
-    save_skeleton,
-)
+from motionmillion.motion.consistency import make_consistent, make_consistent_many
+from motionmillion.motion.skeleton import SKELETON_FILE, load_skeleton, save_skeleton
 from motionmillion.motion.kinematics import joint_steps
 from motionmillion.motion.representation import decode_joints, decode_rotations
 

@@ -12,18 +12,14 @@ import pytest
 from motionmillion.motion import decode_joints, decode_rotations, forward_kinematics
 from motionmillion.motion.bvh import bvh_to_features, load_bvh_joints, write_bvh
 from motionmillion.motion.consistency import (
-    SkeletonFileError,
     bone_length_std,
-    bone_lengths,
     disagreement,
     fit_skeleton,
-    load_skeleton,
     make_consistent,
-    save_skeleton,
     typical_skeleton,
 )
 from motionmillion.motion.representation import POSITIONS
-from motionmillion.motion.skeleton import NUM_JOINTS
+from motionmillion.motion.skeleton import NUM_JOINTS, SkeletonFileError, bone_lengths, load_skeleton, save_skeleton
 
 WALK_BVH = (
     Path(__file__).parents[1]
