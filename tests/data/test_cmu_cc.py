@@ -18,7 +18,8 @@ from motionmillion.data.recipes import take_floor
 from motionmillion.data.records import load_records
 from motionmillion.data.layout import MotionDataset
 from motionmillion.motion import decode_joints, encode_272, rotations_from_positions
-from motionmillion.motion.bvh import load_bvh_joints, read_bvh
+from motionmillion.motion.bvh import read_bvh
+from motionmillion.motion.rig_mapping import load_bvh_joints
 from motionmillion.motion.representation import canonicalize
 from motionmillion.motion.rigs import detect_rig
 from motionmillion.motion.skeleton import JOINT_NAMES

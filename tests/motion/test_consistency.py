@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from motionmillion.motion import decode_joints, decode_rotations, forward_kinematics
-from motionmillion.motion.bvh import bvh_to_features, load_bvh_joints, write_bvh
+from motionmillion.motion.bvh import write_bvh
+from motionmillion.motion.rig_mapping import bvh_to_features, load_bvh_joints
 from motionmillion.motion.consistency import (
     bone_length_std,
     disagreement,

@@ -57,7 +57,7 @@ class ImportReport:
 def import_source(job: SourceJob, out: str, pools: dict[str, list[str]] | None = None) -> dict:
     """Read one BVH, write its clips and mirrored copies; return the record (raises on bad input)."""
     from motionmillion.motion import encode_272, mirror_272, rotations_from_positions
-    from motionmillion.motion.bvh import load_bvh_joints
+    from motionmillion.motion.rig_mapping import load_bvh_joints
 
     joints, fps_used = load_bvh_joints(job.path, rig=job.rig, source_fps=job.source_fps)
     notes = list(job.notes)

@@ -59,7 +59,7 @@ class Motion:
         source = {"source": str(path)}  # lets later errors (e.g. an export's) name the file
         suffix = path.suffix.lower()
         if suffix == ".bvh":
-            from motionmillion.motion.bvh import bvh_to_features
+            from motionmillion.motion.rig_mapping import bvh_to_features
 
             # Through the features, so BVH input lands in the same canonical frame as everything else.
             return cls(bvh_to_features(path, rig=rig, source_fps=source_fps), fps=FPS, text=text, meta=source)
