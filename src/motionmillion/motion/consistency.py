@@ -40,13 +40,20 @@ from motionmillion.motion.kinematics import (
     joints_from_global,
     local_to_global,
 )
-from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
-from motionmillion.motion.skeleton import PARENTS
+from motionmillion.motion.representation import (
+    InvalidMotionError,
+    decode_joints,
+    decode_rotations,
+    encode_272,
+    validate_features,
+)
+from motionmillion.motion.skeleton import JOINT_NAMES, PARENTS
 
 log = logging.getLogger(__name__)
 
 # Positions and rotations this close (metres) count as one motion (float32 storage alone gives ~1e-5).
 CONSISTENT_TOLERANCE = 1e-3
+MIN_BONE_LENGTH = 0.005  # metres; the shortest SMPL bone (spine2-spine3) is about 5 cm
 
 
 # ------------------------------------------------------------------------------------------------
@@ -68,6 +75,24 @@ def typical_skeleton(clips: Iterable[np.ndarray]) -> np.ndarray:
     if not skeletons:
         raise ValueError("typical_skeleton: no clips given")
     return np.median(np.stack(skeletons), axis=0)
+
+
+def rigid_pose(features: np.ndarray, label: str = "motion") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(local rotations, root positions, offsets, joints) of a motion on its own rigid skeleton, as the BVH
+    and glTF exports play it: the offsets are the least-squares fit (:func:`fit_skeleton`), the joints
+    their forward kinematics (equal to the decoded joints for a consistent motion such as any real clip).
+    A bone shorter than MIN_BONE_LENGTH is no body to export: :class:`InvalidMotionError` naming ``label``."""
+    features = validate_features(features)
+    rotations, root = decode_rotations(features)
+    offsets = fit_offsets(decode_joints(features), rotations)
+    lengths = np.linalg.norm(offsets[1:], axis=1)
+    if not lengths.min() >= MIN_BONE_LENGTH:  # also catches NaN
+        j = 1 + int(np.nanargmin(lengths)) if np.isfinite(lengths).any() else 1
+        raise InvalidMotionError(
+            f"{label}: the {JOINT_NAMES[PARENTS[j]]}-{JOINT_NAMES[j]} bone is {lengths[j - 1] * 1000:.1f} mm long; "
+            "these joints do not form a body that can be exported"
+        )
+    return rotations, root, offsets, forward_kinematics(rotations, root, offsets)
 
 
 # ------------------------------------------------------------------------------------------------
