@@ -2,13 +2,12 @@
 
 import json
 
-import numpy as np
 import pytest
 
-from motionmillion.evaluation.report import write_report
 from motionmillion.evaluation.generation import generate
 from motionmillion.evaluation.prompt_sets import evaluate_prompts, read_prompts
 from motionmillion.evaluation.protocol import EvaluationInputError, GeneratorEvalConfig, evaluate_generator
+from motionmillion.evaluation.report import write_report
 
 
 def test_generate_isolates_failures(fake_pipeline):

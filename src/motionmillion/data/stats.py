@@ -1,4 +1,5 @@
-"""Dataset statistics: clips and hours per split, length histogram, caption coverage and examples."""
+"""Dataset statistics: clips and hours per split, length histogram, caption coverage and examples; the
+training data's skeleton; stratum weights for balanced sampling."""
 
 from __future__ import annotations
 
