@@ -24,14 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.importers import (
-    import_bvh,
-    leading_pose_jumps,
-    load_records,
-    take_floor,
-)
+from motionmillion.data.importers import import_bvh
+from motionmillion.data.recipes import leading_pose_jumps, take_floor
+from motionmillion.data.records import load_records
 from motionmillion.motion import decode_joints, rotations_from_positions
-from motionmillion.motion.bvh import load_bvh_joints, write_bvh
+from motionmillion.motion.bvh import write_bvh
+from motionmillion.motion.rig_mapping import load_bvh_joints
 from motionmillion.motion.representation import canonicalize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -31,7 +31,7 @@ import numpy as np
 
 from motionmillion.evaluation.physical import physical_metrics
 from motionmillion.motion import JOINT_NAMES, Motion
-from motionmillion.motion.bvh import load_bvh_joints
+from motionmillion.motion.rig_mapping import load_bvh_joints
 from motionmillion.motion.consistency import bone_length_std, disagreement
 
 REPO = Path(__file__).resolve().parents[1]

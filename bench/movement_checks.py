@@ -86,7 +86,7 @@ CHECKS = {"kick": kick, "bow": bow, "punch": punch, "jump": jump}
 
 
 def real_clips(data: Path, contents: list[str], limit: int = 40, seed: int = 0) -> list[np.ndarray]:
-    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.records import clip_labels
     from motionmillion.data.layout import MotionDataset
     from motionmillion.motion import decode_joints
 

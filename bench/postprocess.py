@@ -67,7 +67,8 @@ def consistency_error(features: np.ndarray) -> float:
 
 
 def bvh_round_trip_error(features: np.ndarray) -> float:
-    from motionmillion.motion.bvh import load_bvh_joints, write_bvh
+    from motionmillion.motion.bvh import write_bvh
+    from motionmillion.motion.rig_mapping import load_bvh_joints
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.bvh"
@@ -148,7 +149,7 @@ def main() -> None:
 
     results = []
     if args.bvh_glob:
-        from motionmillion.motion.bvh import bvh_to_features
+        from motionmillion.motion.rig_mapping import bvh_to_features
 
         paths = sample([p for pattern in args.bvh_glob for p in glob.glob(pattern, recursive=True)])
         clips = [(p, bvh_to_features(p)) for p in paths]

@@ -45,7 +45,7 @@ def main() -> None:
 
     import torch
 
-    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.records import clip_labels
     from motionmillion.data.layout import MotionDataset
     from motionmillion.motion import decode_joints
     from motionmillion.pipeline import default_model_path

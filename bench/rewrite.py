@@ -26,15 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motionmillion.data.labels import same_movement
 from motionmillion.pipeline import MotionPipeline
 from motionmillion.text.rewrite import coverage_of, embed, pipeline_bank, understand
 
 EVAL = Path(__file__).resolve().parents[1] / "src/motionmillion/assets/eval"
-# Paraphrase labels (evaluation.runners.CONTENTS) -> the movement labels of the caption bank.
-LABEL_NAMES = {"wave-left": "wave-left-hand", "wave-right": "wave-right-hand", "wave-both": "wave-both-hands",
-               "raise-up-left": "raise-up-left-hand", "raise-up-right": "raise-up-right-hand",
-               "raise-up-both": "raise-up-both-hands"}  # fmt: skip
-SAME = [{"bye", "wave-right-hand"}, {"byebye", "wave-both-hands"}, {"respond", "raise-up-left-hand"}]
 
 
 def read_jsonl(name: str) -> list[dict]:
@@ -91,9 +87,8 @@ def main() -> None:
 
     hits = []
     for item, u in zip(paraphrases, understood):
-        want = LABEL_NAMES.get(item["content"], item["content"])
-        got = u.understood_as.rsplit("(", 1)[-1].split("/")[0]
-        hits.append(want == got or any(want in g and got in g for g in SAME))
+        got = u.understood_as.rsplit("(", 1)[-1].split("/")[0]  # the bank's label: a content or a movement name
+        hits.append(same_movement(item["content"], got))
     print(json.dumps({
         "model": str(pipe.folder), "threads": args.threads, "bank": {"captions": len(bank), "unknown_movement_captions": len(bank.other_captions)},
         "latency_ms_per_prompt": {"median": round(statistics.median(per_prompt), 2), "p95": round(float(np.percentile(per_prompt, 95)), 2),

@@ -23,7 +23,7 @@ rm -rf "$OUT/tokens" && cp -r "$TOKENS" "$OUT/tokens"
 .venv/bin/python - "$OUT/tokens" "$DATASET" <<'PY'
 import json, sys
 from pathlib import Path
-from motionmillion.data.importers import clip_labels
+from motionmillion.data.records import clip_labels
 HELD_OUT = {("run", "elderly"), ("walk", "feminine"), ("wave-right-hand", "exhausted"),
             ("raise-up-both-hands", "youthful"), ("walk-turn-left", "masculine")}
 tokens, labels = Path(sys.argv[1]), clip_labels(sys.argv[2])

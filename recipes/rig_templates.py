@@ -21,7 +21,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from motionmillion.motion import local_to_global, rotations_from_positions
-from motionmillion.motion.bvh import Skeleton, load_bvh_joints, mapped_joints, read_bvh, world_transforms, write_skeleton_bvh
+from motionmillion.motion.bvh import Skeleton, read_bvh, world_transforms, write_skeleton_bvh
+from motionmillion.motion.rig_mapping import load_bvh_joints, mapped_joints
 from motionmillion.motion.rigs import BANDAI, CMU_DAZ
 from motionmillion.motion.skeleton import JOINT_NAMES
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from motionmillion.data import captions as caps
+from motionmillion.data.labels import parse_bandai_name
 
 FIXTURE_BANDAI = Path(__file__).parent.parent / "fixtures" / "bvh" / "bandai"
 
@@ -16,7 +17,7 @@ def test_swap_left_right_keeps_case_and_other_words():
 
 
 def test_captions_are_deterministic_per_clip_and_varied():
-    label = caps.parse_bandai_name("dataset-1_bye_happy_001")
+    label = parse_bandai_name("dataset-1_bye_happy_001")
     first = caps.bandai_captions(label, "bandai/dataset-1_bye_happy_001")
     assert first == caps.bandai_captions(label, "bandai/dataset-1_bye_happy_001")
     assert 3 <= len(first) <= 5 and len(set(first)) == len(first)
@@ -31,7 +32,7 @@ def test_captions_are_deterministic_per_clip_and_varied():
 
 
 def test_style_is_said_in_varied_ways():
-    label = caps.parse_bandai_name("dataset-1_walk_old_001")
+    label = parse_bandai_name("dataset-1_walk_old_001")
     captions = [c for k in range(20) for c in caps.bandai_captions(label, f"n{k}")]
     said = {phrase for phrase in ("like an old man", "elderly", "an old man", "aged", "old person") if any(phrase in c for c in captions)}
     assert len(said) >= 3, captions
@@ -39,9 +40,9 @@ def test_style_is_said_in_varied_ways():
 
 def test_studio_direction_walks_are_straight_and_turns_follow_the_measurement():
     for content in ("walk-left", "walk-right"):
-        captions = caps.bandai_captions(caps.parse_bandai_name(f"dataset-1_{content}_normal_001"), content)
+        captions = caps.bandai_captions(parse_bandai_name(f"dataset-1_{content}_normal_001"), content)
         assert not any(re.search(r"\b(left|right|turn)", c) for c in captions), captions
-    label = caps.parse_bandai_name("dataset-2_walk-turn-left_normal_004")
+    label = parse_bandai_name("dataset-2_walk-turn-left_normal_004")
     assert all("left" in c for c in caps.bandai_captions(label, "a", turn_degrees=91.0))
     # a take labelled "left" that measurably turns right is captioned as what it does
     assert all("right" in c and "left" not in c for c in caps.bandai_captions(label, "a", turn_degrees=-88.0))
@@ -56,14 +57,11 @@ def test_every_label_of_the_real_cfg_files_has_a_recipe():
         for content in contents:
             for style in styles:
                 name = f"{content}_{style.split('_', 1)[1]}_001"
-                label = caps.parse_bandai_name(name)
+                label = parse_bandai_name(name)
                 assert len(caps.bandai_captions(label, name)) >= 3
 
 
-def test_bad_names_are_refused():
-    for bad in ("walk_normal_001", "dataset-1_fly_normal_001", "dataset-1_walk_sleepy_001"):
-        with pytest.raises(ValueError, match=bad):
-            caps.parse_bandai_name(bad)
+def test_unknown_cmu_dance_category_is_refused():
     with pytest.raises(ValueError, match="tango"):
         caps.cmu_dance_captions("tango", "x")
 

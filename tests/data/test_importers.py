@@ -5,16 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionmillion.data.importers import (
-    BANDAI_WINDOWS,
-    CMU_WINDOWS,
-    WindowPolicy,
-    assign_splits,
-    clip_labels,
-    finalize_dataset,
-    import_bvh,
-    load_records,
-)
+from motionmillion.data.importers import finalize_dataset, import_bvh
+from motionmillion.data.recipes import BANDAI_WINDOWS, CMU_WINDOWS, WindowPolicy
+from motionmillion.data.records import clip_labels, load_records
+from motionmillion.data.splits import assign_splits
 from motionmillion.data.layout import MotionDataset, write_clip
 from motionmillion.motion import decode_joints, mirror_272
 

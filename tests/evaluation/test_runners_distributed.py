@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     import numpy as np
-    from motionmillion.evaluation.runners import _rank_and_world, generate
+    from motionmillion.evaluation.generation import _rank_and_world, generate
 
     calls = []
 

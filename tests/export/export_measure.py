@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.export.retarget import load_rig_template, motion_skeleton
+from motionmillion.export.retarget import load_rig_template
 from motionmillion.motion import Motion
 from motionmillion.motion.bvh import read_bvh, world_transforms
 from motionmillion.motion.skeleton import FOOT_JOINTS, PARENTS
@@ -68,7 +68,7 @@ def rig_errors(motion: Motion, path: Path, rig: str, reader, units_per_metre: fl
     largest difference (metres) of the lowest foot height per frame."""
     names, positions = reader(path)
     positions = positions / units_per_metre
-    _, _, _, source = motion_skeleton(motion)  # the motion's own rigid skeleton, as every export plays it
+    _, _, _, source = motion.rigid_pose()  # the motion's own rigid skeleton, as every export plays it
     worst = 0.0
     for parent, child, s_parent, s_child in mapped_bones(rig):
         rig_bone = positions[:, names.index(child)] - positions[:, names.index(parent)]

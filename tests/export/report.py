@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from export_readers import GENERATED, REAL_CLIPS, node_missing, run_node  # noqa: E402
 from export_measure import read_positions_bvhio, read_positions_project, read_positions_threejs, rig_errors  # noqa: E402
 
-from motionmillion.export.retarget import motion_skeleton  # noqa: E402
 from motionmillion.motion import JOINT_NAMES, Motion  # noqa: E402
 
 
@@ -41,7 +40,7 @@ def main() -> None:
             for group, motions in groups.items():
                 for name, motion in motions.items():
                     (out,) = run_node("joints.mjs", files[name], ",".join(JOINT_NAMES))
-                    reference = motion_skeleton(motion)[3] if group == "generated_raw" else motion.joints
+                    reference = motion.rigid_pose()[3] if group == "generated_raw" else motion.joints
                     report["threejs_max_mm"][name] = round(float(np.abs(np.array(out["positions"]) - reference).max()) * 1000, 6)
         report["rigs"] = {}
         for rig in ("smpl", "mixamo", "bandai", "cmu"):

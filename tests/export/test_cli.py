@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from motionmillion.cli import app
 from motionmillion.motion import decode_joints
-from motionmillion.motion.bvh import load_bvh_joints, read_bvh
+from motionmillion.motion.bvh import read_bvh
+from motionmillion.motion.rig_mapping import load_bvh_joints
 
 WALK = REAL_CLIPS["bandai_walk"][0]
 

@@ -7,7 +7,6 @@ import pygltflib
 import pytest
 from export_readers import needs_node, run_node
 
-from motionmillion.export.retarget import motion_skeleton
 from motionmillion.motion import JOINT_NAMES, Motion
 from motionmillion.motion.bvh import read_bvh, world_transforms
 
@@ -54,7 +53,7 @@ def test_threejs_plays_generated_motions_on_their_bvh_skeleton(glb_files, name, 
     bvh = read_bvh(motion.to_bvh(tmp_path / "own.bvh"))
     bvh_positions = world_transforms(bvh)[0][:, [bvh.names.index(n) for n in JOINT_NAMES]]
     assert np.abs(positions - bvh_positions).max() < 1e-3
-    assert np.abs(positions - motion_skeleton(motion)[3]).max() < 1e-3
+    assert np.abs(positions - motion.rigid_pose()[3]).max() < 1e-3
 
 
 def test_document_holds_one_skinned_character_and_one_animation(glb_files):

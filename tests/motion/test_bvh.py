@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from motionmillion.motion import decode_joints, encode_272, forward_kinematics
-from motionmillion.motion.bvh import BVHError, bvh_to_features, detect_unit, load_bvh_joints, read_bvh, write_bvh
+from motionmillion.motion.bvh import BVHError, read_bvh, write_bvh
+from motionmillion.motion.rig_mapping import bvh_to_features, detect_unit, load_bvh_joints
 from motionmillion.motion.rigs import RIGS, UnknownRigError, detect_rig, parse_definition
 from motionmillion.motion.rotations import axis_angle_to_matrix
 from motionmillion.motion.skeleton import JOINT_NAMES, TEMPLATE_OFFSETS
@@ -76,10 +77,10 @@ def test_channel_semantics_on_a_tiny_file(tmp_path):
     assert data.names == ["Hips", "Spine"] and list(data.parents) == [-1, 0]
     assert data.end_sites[0][0] == 1 and np.allclose(data.end_sites[0][1], [0, 5, 0])
     # A custom two-point rig is not needed: check FK through local_transforms directly.
-    from motionmillion.motion.bvh import _forward_kinematics, local_transforms
+    from motionmillion.motion.bvh import forward_transforms, local_transforms
 
     rot, trans = local_transforms(data)
-    pos, _ = _forward_kinematics(data.parents, rot, trans)
+    pos, _ = forward_transforms(data.parents, rot, trans)
     assert np.allclose(pos[0], [[0, 90, 0], [0, 100, 0]])
     # Frame 1: root "Zrotation 90 Xrotation 90" is R = Rz Rx (intrinsic, in file order): Rx takes the
     # +Y spine bone to +Z, which Rz leaves alone. (Rx Rz would give -X.)

@@ -10,20 +10,17 @@ import numpy as np
 import pytest
 
 from motionmillion.motion import decode_joints, decode_rotations, forward_kinematics
-from motionmillion.motion.bvh import bvh_to_features, load_bvh_joints, write_bvh
+from motionmillion.motion.bvh import write_bvh
+from motionmillion.motion.rig_mapping import bvh_to_features, load_bvh_joints
 from motionmillion.motion.consistency import (
-    SkeletonFileError,
     bone_length_std,
-    bone_lengths,
     disagreement,
     fit_skeleton,
-    load_skeleton,
     make_consistent,
-    save_skeleton,
     typical_skeleton,
 )
 from motionmillion.motion.representation import POSITIONS
-from motionmillion.motion.skeleton import NUM_JOINTS
+from motionmillion.motion.skeleton import NUM_JOINTS, SkeletonFileError, bone_lengths, load_skeleton, save_skeleton
 
 WALK_BVH = (
     Path(__file__).parents[1]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from motionmillion.motion import Motion, MotionFileError, decode_joints
-from motionmillion.motion.bvh import BVHError, bvh_to_features
+from motionmillion.motion.bvh import BVHError
+from motionmillion.motion.rig_mapping import bvh_to_features
 
 WALK = Path(__file__).parent.parent / "fixtures/bvh/bandai/Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh"
 

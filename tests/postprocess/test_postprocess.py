@@ -49,7 +49,7 @@ WALK_BVH = (
 
 @pytest.fixture(scope="module")
 def walk() -> np.ndarray:
-    from motionmillion.motion.bvh import bvh_to_features
+    from motionmillion.motion.rig_mapping import bvh_to_features
 
     return bvh_to_features(WALK_BVH)
 
@@ -184,7 +184,7 @@ BYE_BVH = WALK_BVH.with_name("dataset-1_bye_normal_001.bvh")
 @pytest.mark.parametrize("speed", [0.05, 0.1])
 def test_fix_removes_a_whole_body_glide_by_moving_the_root(speed):
     """A body drifting over planted feet: the root goes back, the feet stop, the pose is kept."""
-    from motionmillion.motion.bvh import bvh_to_features
+    from motionmillion.motion.rig_mapping import bvh_to_features
 
     clean = bvh_to_features(BYE_BVH)  # standing and waving: feet planted throughout
     gliding = inject_glide(clean, speed=speed, seed=3)
@@ -233,7 +233,8 @@ def test_fix_keeps_float32(walk):
 
 
 def test_fixed_motion_round_trips_through_bvh(walk, tmp_path):
-    from motionmillion.motion.bvh import load_bvh_joints, write_bvh
+    from motionmillion.motion.bvh import write_bvh
+    from motionmillion.motion.rig_mapping import load_bvh_joints
 
     fixed = fix_foot_sliding(inject_sliding(walk, seed=2))
     write_bvh(tmp_path / "fixed.bvh", fixed, fps=30.0)

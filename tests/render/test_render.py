@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from motionmillion.motion import decode_joints
-from motionmillion.motion.bvh import bvh_to_features, load_bvh_joints, read_bvh
+from motionmillion.motion.bvh import read_bvh
+from motionmillion.motion.rig_mapping import bvh_to_features, load_bvh_joints
 from motionmillion.render import render_motion
 from motionmillion.cli import app as root_app
 

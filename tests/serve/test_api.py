@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from motionmillion.motion import Motion
-from motionmillion.motion.bvh import load_bvh_joints
+from motionmillion.motion.rig_mapping import load_bvh_joints
 from motionmillion.pipeline import GenerationRequest, MotionPipeline
 from motionmillion.serve.app import create_app
 from motionmillion.serve.config import ServeConfig

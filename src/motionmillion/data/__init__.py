@@ -1,4 +1,4 @@
-"""Dataset layout (MotionMillion), importers and caption recipes, splits, statistics, packed store.
+"""Dataset layout (MotionMillion), labels, import recipes and records, captions, splits, statistics, packed store.
 
     from motionmillion.data import MotionDataset, PackedMotions
     dataset = MotionDataset("datasets/mm")              # the MotionMillion folder layout

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from motionmillion.data.labels import movement_family
+
 MIN_POOL = 5
 MAX_WORDS = 16
 PER_CLIP = 2  # human-written captions added to a clip's 3-5 template captions
@@ -105,21 +107,21 @@ RULES: dict[str, tuple[str, str]] = {
     "climb": (r"\bclimb(s|ing)?\b", r"stair|step|ladder|" + _SIDE + "|" + _SEQUENCE),
 }
 
-# Bandai content -> pool (contents without a pool keep template captions only).
-BANDAI_POOL: dict[str, str] = {
-    "walk": "walk", "walk-left": "walk", "walk-right": "walk", "walk-back": "walk-back", "run": "run",
-    "dash": "dash", "bow": "bow", "bye": "wave-right", "byebye": "wave-both", "guide": "guide",
-    "respond": "raise-up-left", "punch": "punch", "kick": "kick", "dance-short": "dance", "dance-long": "dance",
-    "wave-both-hands": "wave-both", "wave-left-hand": "wave-left", "wave-right-hand": "wave-right",
-    "raise-up-both-hands": "raise-up-both", "raise-up-left-hand": "raise-up-left",
-    "raise-up-right-hand": "raise-up-right",
-}  # fmt: skip
-CMU_POOL: dict[str, str] = {"salsa": "salsa", "martial": "martial"}
-# cmu-cc caption phrases (captions.CMU_CC_DESCRIPTIONS) -> pool.
+# A pool is named after the movement whose captions it holds (labels.MOVEMENTS names, the CMU dance
+# categories, cmu-cc movements); movements without a pool keep template captions only.
+
+
+def movement_pool(label: str) -> str | None:
+    """The pool of a content label's movement family ("walk-left" -> "walk", "bye" -> "wave-right", "dance-short"
+    -> "dance"), or None when that movement has no pool (call, slash, indian, ...)."""
+    family = movement_family(label)
+    return family if family in RULES else None
+
+
+# cmu-cc detailed labels (labels.CMU_CC_DESCRIPTIONS) -> pool: chosen per detailed label, not per movement
+# (dribble-forward takes get the dribble pool, dribble-shoot takes none).
 CMU_CC_POOL: dict[str, str] = {"jump": "jump", "walk": "walk", "run": "run", "punch": "punch", "ballet": "ballet",
                                "dribble": "dribble", "dribble-forward": "dribble", "climb": "climb"}  # fmt: skip
-# Movement labels (as the caption bank names them) -> the pool whose rule describes them.
-MOVEMENT_POOL: dict[str, str] = {**BANDAI_POOL, **CMU_POOL, **{name: name for name in RULES}}
 
 
 # Where a pool's include rule is narrower than the movement (the jump pool takes forward jumps only), the
@@ -131,7 +133,7 @@ def movement_rule(movements: Iterable[str]) -> re.Pattern | None:
     """One pattern matching any caption that names one of ``movements`` (by the pools' include rules, or
     MOVEMENT_WORDS); None when none of them has a rule. Tells captions of known movements from those of
     unknown ones."""
-    pools = sorted({MOVEMENT_POOL[m] for m in movements if m in MOVEMENT_POOL})
+    pools = sorted({pool for pool in map(movement_pool, movements) if pool is not None})
     words = [MOVEMENT_WORDS.get(p, RULES[p][0]) for p in pools]
     return re.compile("|".join(words), re.IGNORECASE) if words else None
 

@@ -2,13 +2,8 @@
 
 A clip gets 3-5 captions built from an action phrase (what the body does) and a style phrase (how),
 in several sentence shapes. The choice is seeded by the clip's name, so a re-import writes the same
-captions. Mirrored copies use the original's captions with left and right swapped.
-
-Meanings follow what the motions actually do (checked on the joints, /work/shared/data/README.md):
-walk-left/right are straight forward walks named after the studio direction; walk-turn-left/right
-turn about 90 degrees to the body's left/right (the importer measures the turn and passes it in);
-bye waves the right hand, byebye both hands, guide gestures with the right hand, respond raises the
-left hand, kick kicks with the right leg.
+captions. Mirrored copies use the original's captions with left and right swapped. The labels and what
+they mean are :mod:`labels`'; the phrases here say what each label's motion does.
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from motionmillion.data import caption_pools
+from motionmillion.data.labels import CMU_DANCE_CATEGORIES, STRAIGHT_DEGREES, BandaiLabel, cmu_cc_label, walk_label
 
 # ---------------------------------------------------------------------------------------------------------
 # Actions: third-person verb phrases ("a person <phrase>") and -ing phrases ("<phrase>, ...").
@@ -165,16 +161,16 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-# Measured turns (degrees): below STRAIGHT the walk is captioned as straight; inside QUARTER_TURN it is
-# "about 90 degrees"; from AROUND on it turns around.
-STRAIGHT, QUARTER_TURN, AROUND = 30.0, (60.0, 120.0), 135.0
+# Measured turns (degrees): below labels.STRAIGHT_DEGREES the walk is captioned as straight; inside
+# QUARTER_TURN it is "about 90 degrees"; from AROUND on it turns around.
+QUARTER_TURN, AROUND = (60.0, 120.0), 135.0
 
 
 def turn_action(degrees: float) -> Action:
     """Walk with a measured turn: positive degrees turn to the body's left (heading towards +X)."""
     side = "left" if degrees > 0 else "right"
     size = abs(degrees)
-    if size < STRAIGHT:
+    if size < STRAIGHT_DEGREES:
         return STRAIGHT_WALK
     if size >= AROUND:
         return _action(
@@ -295,46 +291,24 @@ def swap_left_right(caption: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Bandai Namco labels
-
-
-@dataclass(frozen=True)
-class BandaiLabel:
-    dataset: int  # 1 or 2
-    content: str  # e.g. "walk-turn-left"
-    style: str  # e.g. "not-confident"
-    take: str  # e.g. "001"
-
-
-_BANDAI_NAME = re.compile(r"^dataset-(\d+)_([a-z-]+)_([a-z-]+)_(\d+)$")
-
-
-def parse_bandai_name(stem: str) -> BandaiLabel:
-    """Labels from a file name ``dataset-N_{content}_{style}_{take}`` (contents/styles use hyphens)."""
-    match = _BANDAI_NAME.match(stem)
-    if not match:
-        raise ValueError(f"{stem}: not a Bandai Namco name 'dataset-N_content_style_take'")
-    dataset, content, style, take = match.groups()
-    if content not in ACTIONS:
-        raise ValueError(f"{stem}: unknown Bandai content {content!r}")
-    if style not in STYLES:
-        raise ValueError(f"{stem}: unknown Bandai style {style!r}")
-    return BandaiLabel(int(dataset), content, style, take)
-
+# Bandai Namco
 
 ACTIONS["walk-turn-left"] = turn_action(90.0)
 ACTIONS["walk-turn-right"] = turn_action(-90.0)
 
 
 def bandai_pool_name(content: str, turn_degrees: float | None = None) -> str | None:
-    """The human-written caption pool (:mod:`caption_pools`) that fits a Bandai clip, if any."""
-    if content.startswith("walk-turn-") and turn_degrees is not None:
+    """The human-written caption pool (:mod:`caption_pools`) that fits a Bandai clip, if any. A walk-turn
+    clip's pool follows its measured turn (its label alone does not say how far, or even which way, it
+    turns), so without a measurement it has none."""
+    if content.startswith("walk-turn-"):
+        if turn_degrees is None:
+            return None
         size = abs(turn_degrees)
-        if size < STRAIGHT:
-            return "walk"
-        side = "left" if turn_degrees > 0 else "right"
-        return f"walk-turn-{side}" if QUARTER_TURN[0] <= size <= QUARTER_TURN[1] else None
-    return caption_pools.BANDAI_POOL.get(content)
+        if size < STRAIGHT_DEGREES or QUARTER_TURN[0] <= size <= QUARTER_TURN[1]:
+            return walk_label(turn_degrees)
+        return None
+    return caption_pools.movement_pool(content)
 
 
 def _with_pool(captions: list[str], pools: dict[str, list[str]] | None, pool_name: str | None, style: Style,
@@ -358,21 +332,19 @@ def bandai_captions(label: BandaiLabel, seed_name: str, turn_degrees: float | No
     return _with_pool(captions, pools, bandai_pool_name(label.content, turn_degrees), style, seed_name)
 
 
-CMU_CATEGORIES = ("salsa", "indian", "martial")
-
-
 def cmu_dance_captions(category: str, seed_name: str, pools: dict[str, list[str]] | None = None) -> list[str]:
-    if category not in CMU_CATEGORIES:
-        raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_CATEGORIES)})")
+    if category not in CMU_DANCE_CATEGORIES:
+        raise ValueError(f"unknown CMU dance category {category!r} (known: {', '.join(CMU_DANCE_CATEGORIES)})")
     captions = captions_for(ACTIONS[category], NEUTRAL, seed_name)
-    return _with_pool(captions, pools, caption_pools.CMU_POOL.get(category), NEUTRAL, seed_name)
+    return _with_pool(captions, pools, caption_pools.movement_pool(category), NEUTRAL, seed_name)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # CMU takes on the Character Creator rig (cmu-cc): the CMU one-line description of each trial says what
-# happens; the movement label and the phrases below say it as captions do. Checked by rendering windows of
-# the takes (issue 15): the hops are two-footed forward hops, the dribbling takes bounce an invisible ball
-# with one hand while walking, ballet takes are turns, leg raises and small jumps in place.
+# happens; its detailed label (labels.cmu_cc_label) picks the phrases below, which say it as captions do.
+# Checked by rendering windows of the takes (issue 15): the hops are two-footed forward hops, the dribbling
+# takes bounce an invisible ball with one hand while walking, ballet takes are turns, leg raises and small
+# jumps in place.
 
 CMU_CC_ACTIONS: dict[str, Action] = {
     "jump": _action(
@@ -453,39 +425,6 @@ CMU_CC_ACTIONS: dict[str, Action] = {
     ),
 }
 
-# CMU description -> (caption phrases, movement label). Checked in this order; the first key found in the
-# description wins. "walk" captions straight walks; the importer measures turns as for Bandai.
-CMU_CC_DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("forward jumps", "jump", "jump"),
-    ("jump, balance", "jump-balance", "jump"),
-    ("climb", "climb", "climb"),
-    ("slow walk", "walk-slow", "walk"),
-    ("brisk walk", "walk-brisk", "walk"),
-    ("uneven terrain", "walk-uneven", "walk-uneven"),
-    ("run/jog", "run", "run"),
-    ("punch", "punch", "punch"),
-    ("scoop", "scoop", "scoop"),
-    ("swordplay", "swordplay", "swordplay"),
-    ("wash", "wash", "wash"),
-    ("dance", "ballet", "ballet"),
-    ("shoot", "dribble-shoot", "dribble"),
-    ("turns", "dribble-turns", "dribble"),
-    ("forward dribble", "dribble-forward", "dribble"),
-    ("backward dribble", "dribble-backward", "dribble"),
-    ("sideways dribble", "dribble-sideways", "dribble"),
-    ("dribble", "dribble", "dribble"),
-    ("walk", "walk", "walk"),
-)
-
-
-def cmu_cc_label(description: str) -> tuple[str, str]:
-    """(caption phrase key, movement label) of a CMU trial description; ValueError if none fits."""
-    lowered = description.lower()
-    for key, phrases, movement in CMU_CC_DESCRIPTIONS:
-        if key in lowered:
-            return phrases, movement
-    raise ValueError(f"no cmu-cc caption recipe fits the description {description!r}")
-
 
 def description_caption(description: str) -> str | None:
     """The CMU description as a caption, for the steps it lists ("dance - glissade devant, attitude" ->
@@ -512,7 +451,7 @@ def cmu_cc_captions(description: str, seed_name: str, turn_degrees: float | None
     pool = caption_pools.CMU_CC_POOL.get(phrases)
     if phrases == "walk" and turn_degrees is not None:
         action = turn_action(turn_degrees)
-        pool = "walk" if abs(turn_degrees) < STRAIGHT else None
+        pool = "walk" if abs(turn_degrees) < STRAIGHT_DEGREES else None
     captions = _with_pool(captions_for(action, NEUTRAL, seed_name), pools, pool, NEUTRAL, seed_name)
     if hand in ("left", "right"):
         with_hand = _action((f"dribbles a basketball with the {hand} hand", f"dribbling a basketball with the {hand} hand"),

@@ -28,7 +28,8 @@ def import_bvh_command(
     then exits with status 1 after importing every good file."""
     from rich.console import Console
 
-    from motionmillion.data.importers import RECIPES, import_bvh
+    from motionmillion.data.importers import import_bvh
+    from motionmillion.data.recipes import RECIPES
     from motionmillion.errors import Failure
 
     console = Console(soft_wrap=True)
@@ -56,8 +57,8 @@ def recaption_command(
         None, "--text-pool", help="Folder of HumanML3D/KIT-ML caption files; leave out for template captions only."
     ),
 ) -> None:
-    """Rewrite the captions of imported bandai/cmu-dance clips from their import records (no motion is
-    read), e.g. to add human-written captions. Re-encode tokens afterwards: they carry the captions."""
+    """Rewrite the captions of imported bandai, cmu-dance and cmu-cc clips from their import records (no
+    motion is read), e.g. to add human-written captions. Re-encode tokens afterwards: they carry the captions."""
     from rich.console import Console
 
     from motionmillion.data.importers import recaption

@@ -3,7 +3,7 @@
     DATASET/motion_data/vector_272/<name>.npy          (T, 272) float32, de-normalised
     DATASET/texts/<name>.txt                           one caption per line
     DATASET/mean_std/vector_272/{mean,std}.npy         (272,) normalisation statistics
-    DATASET/split/version1/<kind>/{train,val,test,all}.txt   one name per line, no extension
+    DATASET/split/version1/<kind>/{train,val,test,all}.txt   one name per line, no extension (:mod:`splits`)
 
 ``<name>`` may contain sub-folders ("bandai/dataset-1_walk_normal_001"); a mirrored copy is a separate
 clip whose *base name* carries an "M" prefix ("bandai/Mdataset-1_walk_normal_001").
@@ -25,8 +25,6 @@ MOTION_DIR = Path("motion_data/vector_272")
 TEXT_DIR = Path("texts")
 MEAN_STD_DIR = Path("mean_std/vector_272")
 SPLIT_DIR = Path("split/version1")
-SPLIT_KINDS = ("t2m_60_300", "tokenizer_96")
-SPLITS = ("train", "val", "test", "all")
 
 
 class DatasetLayoutError(ValueError):

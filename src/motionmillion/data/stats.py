@@ -1,4 +1,5 @@
-"""Dataset statistics: clips and hours per split, length histogram, caption coverage and examples."""
+"""Dataset statistics: clips and hours per split, length histogram, caption coverage and examples; the
+training data's skeleton; stratum weights for balanced sampling."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmillion.data.layout import MEAN_STD_DIR, SPLITS, DatasetLayoutError, MotionDataset, iter_stored_names
+from motionmillion.data.layout import MEAN_STD_DIR, DatasetLayoutError, MotionDataset, iter_stored_names
+from motionmillion.data.splits import SPLITS
 from motionmillion.motion import FPS
 
 LENGTH_BINS = (0, 30, 60, 96, 120, 150, 200, 250, 300, 450, 600, 10**9)  # frames at 30 fps

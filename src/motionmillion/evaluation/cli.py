@@ -104,7 +104,7 @@ def eval_generator_command(
 ) -> None:
     """Generate for a split's captions and compare with the real motions (mean ± 95% CI over repeats)."""
     from motionmillion.evaluation.report import write_report
-    from motionmillion.evaluation.runners import GeneratorEvalConfig, evaluate_generator
+    from motionmillion.evaluation.protocol import GeneratorEvalConfig, evaluate_generator
 
     _setup_logging()
     model, evaluator = _resolve(model, evaluator)
@@ -131,7 +131,7 @@ def eval_prompts_command(
 ) -> None:
     """Generate for a prompt set without motions: alignment, physical metrics, durations, failures, content retrieval."""
     from motionmillion.evaluation.report import write_report
-    from motionmillion.evaluation.runners import evaluate_prompts
+    from motionmillion.evaluation.prompt_sets import evaluate_prompts
 
     _setup_logging()
     model, evaluator = _resolve(model, evaluator, allow_paper=False)

@@ -80,7 +80,7 @@ class ClipSet:
     motions: list[np.ndarray]
     captions: list[list[str]]
     # Clips with the same label are near-duplicates (takes of one content/style): never each other's
-    # negatives. From the import records (data.importers.ClipLabel.recipe); default: each clip its own.
+    # negatives. From the import records (data.records.ClipLabel.recipe); default: each clip its own.
     labels: list[str] | None = None
 
     def __post_init__(self) -> None:
@@ -93,7 +93,7 @@ class ClipSet:
 
 def load_split(dataset_root: str | Path, split: str, kind: str = "t2m_60_300") -> ClipSet:
     """Read one split with ``MotionDataset`` (captions) and ``PackedMotions`` when packed, skipping bad clips."""
-    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.records import clip_labels
     from motionmillion.data.layout import MotionDataset
 
     dataset = MotionDataset(dataset_root)

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pygltflib as gl
 
-from motionmillion.export.retarget import motion_skeleton
 from motionmillion.motion.kinematics import forward_kinematics
 from motionmillion.motion.motion import Motion
 from motionmillion.motion.rotations import matrix_to_quaternion
@@ -134,7 +133,7 @@ def _continuous_quaternions(matrices: np.ndarray) -> np.ndarray:
 
 def build_gltf(motion: Motion) -> gl.GLTF2:
     """The glTF document (with its binary blob set) for ``motion``."""
-    rotations, root, offsets, _ = motion_skeleton(motion)
+    rotations, root, offsets, _ = motion.rigid_pose()
     # T-pose (every rotation the identity), pelvis at its first-frame place.
     rest = forward_kinematics(np.tile(np.eye(3), (1, NUM_JOINTS, 1, 1)), root[:1], offsets)[0]
 

@@ -28,15 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion.bvh import Skeleton, read_bvh, world_transforms, write_skeleton_bvh
-from motionmillion.motion.kinematics import fit_offsets, forward_kinematics, local_to_global
+from motionmillion.motion.kinematics import forward_kinematics, local_to_global
 from motionmillion.motion.motion import Motion
-from motionmillion.motion.representation import InvalidMotionError
 from motionmillion.motion.rigs import RIG_ALIASES, RIGS, RigMapping, UnknownRigError, resolve_rig, rig_template_path
 from motionmillion.motion.rotations import kabsch, rotation_between
 from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
-
-
-MIN_BONE_LENGTH = 0.005  # metres; the shortest SMPL bone (spine2-spine3) is about 5 cm
 
 
 @dataclass(frozen=True)
@@ -117,24 +113,6 @@ class RetargetedMotion:
         )
 
 
-def motion_skeleton(motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(local rotations, root positions, offsets, joints) of the motion's rigid skeleton, as the BVH and
-    glTF exports play it: the offsets are the least-squares fit, the joints their forward kinematics
-    (equal to ``motion.joints`` for a consistent motion such as any real clip)."""
-    rotations = motion.rotations
-    root = motion.root_positions
-    offsets = fit_offsets(motion.joints, rotations)
-    lengths = np.linalg.norm(offsets[1:], axis=1)
-    if not lengths.min() >= MIN_BONE_LENGTH:  # also catches NaN
-        j = 1 + int(np.nanargmin(lengths)) if np.isfinite(lengths).any() else 1
-        label = motion.meta.get("source") or motion.text or "motion"
-        raise InvalidMotionError(
-            f"{label}: the {JOINT_NAMES[PARENTS[j]]}-{JOINT_NAMES[j]} bone is {lengths[j - 1] * 1000:.1f} mm long; "
-            "these joints do not form a body that can be exported"
-        )
-    return rotations, root, offsets, forward_kinematics(rotations, root, offsets)
-
-
 def _mapped_descendants(skeleton: Skeleton, smpl_index, joint: int) -> list[int]:
     found = []
     for child in skeleton.children(joint):
@@ -146,7 +124,7 @@ def retarget(motion: Motion, rig: str) -> RetargetedMotion:
     """The motion on ``rig``'s skeleton (see the module docstring)."""
     template = load_rig_template(rig)
     tree, smpl_index = template.skeleton, template.smpl_index
-    rotations, root, offsets, source = motion_skeleton(motion)
+    rotations, root, offsets, source = motion.rigid_pose()
     source_global = local_to_global(rotations)
     smpl_rest = forward_kinematics(np.eye(3)[None, None].repeat(NUM_JOINTS, 1), np.zeros((1, 3)), offsets)[0]
     num_frames, num_joints = len(rotations), len(tree.names)

@@ -25,7 +25,6 @@ logs it for a motion that is not self-consistent, e.g. a user's own 272 file).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -41,19 +40,20 @@ from motionmillion.motion.kinematics import (
     joints_from_global,
     local_to_global,
 )
-from motionmillion.motion.representation import decode_joints, decode_rotations, encode_272, validate_features
-from motionmillion.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+from motionmillion.motion.representation import (
+    InvalidMotionError,
+    decode_joints,
+    decode_rotations,
+    encode_272,
+    validate_features,
+)
+from motionmillion.motion.skeleton import JOINT_NAMES, PARENTS
 
 log = logging.getLogger(__name__)
 
-# The training data's skeleton inside a pipeline folder.
-SKELETON_FILE = "skeleton.json"
 # Positions and rotations this close (metres) count as one motion (float32 storage alone gives ~1e-5).
 CONSISTENT_TOLERANCE = 1e-3
-
-
-class SkeletonFileError(ValueError):
-    """A ``skeleton.json`` that cannot be read as 22 joint offsets."""
+MIN_BONE_LENGTH = 0.005  # metres; the shortest SMPL bone (spine2-spine3) is about 5 cm
 
 
 # ------------------------------------------------------------------------------------------------
@@ -77,43 +77,22 @@ def typical_skeleton(clips: Iterable[np.ndarray]) -> np.ndarray:
     return np.median(np.stack(skeletons), axis=0)
 
 
-def bone_lengths(offsets: np.ndarray) -> np.ndarray:
-    """Lengths (21,) of the bones parent(j) -> j for j = 1..21."""
-    return np.linalg.norm(np.asarray(offsets)[1:], axis=-1)
-
-
-def save_skeleton(path: str | Path, offsets: np.ndarray, source: str = "", clips: int = 0) -> Path:
-    """Write 22 joint offsets (metres, parent -> joint in the rest pose) as JSON, atomically."""
-    from motionmillion.utils.io import atomic_write_json
-
-    offsets = np.asarray(offsets, dtype=np.float64)
-    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all():
-        raise ValueError(f"{path}: a skeleton is 22 finite offsets, got shape {offsets.shape}")
-    atomic_write_json(
-        path,
-        {
-            "units": "metres",
-            "about": "rest-pose offset of each joint from its parent (SMPL 22 joints); forward kinematics of "
-            "generated motions uses it",
-            "source": source,
-            "clips": int(clips),
-            "offsets": {name: [round(float(v), 6) for v in offsets[j]] for j, name in enumerate(JOINT_NAMES)},
-        },
-    )
-    return Path(path)
-
-
-def load_skeleton(path: str | Path) -> np.ndarray:
-    """Read a skeleton written by :func:`save_skeleton`; (22, 3) offsets in metres."""
-    path = Path(path)
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))["offsets"]
-        offsets = np.array([table[name] for name in JOINT_NAMES], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SkeletonFileError(f"{path}: not a skeleton file with an offset for each of the 22 joints ({err!r})") from err
-    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all() or (bone_lengths(offsets) <= 0).any():
-        raise SkeletonFileError(f"{path}: offsets must be 22 finite [x, y, z] triples with non-zero bones")
-    return offsets
+def rigid_pose(features: np.ndarray, label: str = "motion") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(local rotations, root positions, offsets, joints) of a motion on its own rigid skeleton, as the BVH
+    and glTF exports play it: the offsets are the least-squares fit (:func:`fit_skeleton`), the joints
+    their forward kinematics (equal to the decoded joints for a consistent motion such as any real clip).
+    A bone shorter than MIN_BONE_LENGTH is no body to export: :class:`InvalidMotionError` naming ``label``."""
+    features = validate_features(features)
+    rotations, root = decode_rotations(features)
+    offsets = fit_offsets(decode_joints(features), rotations)
+    lengths = np.linalg.norm(offsets[1:], axis=1)
+    if not lengths.min() >= MIN_BONE_LENGTH:  # also catches NaN
+        j = 1 + int(np.nanargmin(lengths)) if np.isfinite(lengths).any() else 1
+        raise InvalidMotionError(
+            f"{label}: the {JOINT_NAMES[PARENTS[j]]}-{JOINT_NAMES[j]} bone is {lengths[j - 1] * 1000:.1f} mm long; "
+            "these joints do not form a body that can be exported"
+        )
+    return rotations, root, offsets, forward_kinematics(rotations, root, offsets)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -158,7 +137,7 @@ def encode_consistent(
 def make_consistent(features: np.ndarray, skeleton: np.ndarray | None = None) -> np.ndarray:
     """The motion re-derived from its root and rotations on one rigid skeleton (see the module docstring).
 
-    ``skeleton``: (22, 3) offsets, e.g. the training data's (:func:`load_skeleton`); None = the
+    ``skeleton``: (22, 3) offsets, e.g. the training data's (:func:`~motionmillion.motion.skeleton.load_skeleton`); None = the
     motion's own least-squares fit. Returns (T, 272) features in the input's dtype, same world placement.
     """
     return make_consistent_many([features], skeleton)[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motionmillion.motion.consistency import rigid_pose
 from motionmillion.motion.representation import InvalidMotionError, decode_joints, decode_rotations, validate_features
 from motionmillion.motion.skeleton import FPS
 
@@ -59,7 +60,7 @@ class Motion:
         source = {"source": str(path)}  # lets later errors (e.g. an export's) name the file
         suffix = path.suffix.lower()
         if suffix == ".bvh":
-            from motionmillion.motion.bvh import bvh_to_features
+            from motionmillion.motion.rig_mapping import bvh_to_features
 
             # Through the features, so BVH input lands in the same canonical frame as everything else.
             return cls(bvh_to_features(path, rig=rig, source_fps=source_fps), fps=FPS, text=text, meta=source)
@@ -106,6 +107,11 @@ class Motion:
     @property
     def root_positions(self) -> np.ndarray:
         return decode_rotations(self.features)[1]
+
+    def rigid_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(local rotations, root positions, offsets, joints) on the motion's own rigid skeleton, as every
+        export plays it (:func:`motionmillion.motion.consistency.rigid_pose`); errors name the file or text."""
+        return rigid_pose(self.features, self.meta.get("source") or self.text or "motion")
 
     def to_bvh(self, path: str | Path, rig: str = "smpl") -> Path:
         """BVH on the motion's own SMPL skeleton (metres), or retargeted onto ``rig`` (``mixamo``,

@@ -1,9 +1,14 @@
-"""The 22-joint SMPL body skeleton: names, parents, chains, mirror pairs and a rest-pose template.
+"""The 22-joint SMPL body skeleton: names, parents, chains, mirror pairs, a rest-pose template, and the
+skeleton file (``skeleton.json``: one rigid skeleton's joint offsets, e.g. the training data's in a
+pipeline folder).
 
 Everything that needs the kinematic tree imports it from here.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -84,3 +89,53 @@ TEMPLATE_REST_JOINTS: np.ndarray = _template()
 TEMPLATE_OFFSETS: np.ndarray = np.stack(
     [TEMPLATE_REST_JOINTS[j] - (TEMPLATE_REST_JOINTS[p] if p >= 0 else 0.0) for j, p in enumerate(PARENTS)]
 )
+
+
+# ------------------------------------------------------------------------------------------------
+# The skeleton file
+
+# The training data's skeleton inside a pipeline folder.
+SKELETON_FILE = "skeleton.json"
+
+
+class SkeletonFileError(ValueError):
+    """A ``skeleton.json`` that cannot be read as 22 joint offsets."""
+
+
+def bone_lengths(offsets: np.ndarray) -> np.ndarray:
+    """Lengths (21,) of the bones parent(j) -> j for j = 1..21."""
+    return np.linalg.norm(np.asarray(offsets)[1:], axis=-1)
+
+
+def save_skeleton(path: str | Path, offsets: np.ndarray, source: str = "", clips: int = 0) -> Path:
+    """Write 22 joint offsets (metres, parent -> joint in the rest pose) as JSON, atomically."""
+    from motionmillion.utils.io import atomic_write_json
+
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all():
+        raise ValueError(f"{path}: a skeleton is 22 finite offsets, got shape {offsets.shape}")
+    atomic_write_json(
+        path,
+        {
+            "units": "metres",
+            "about": "rest-pose offset of each joint from its parent (SMPL 22 joints); forward kinematics of "
+            "generated motions uses it",
+            "source": source,
+            "clips": int(clips),
+            "offsets": {name: [round(float(v), 6) for v in offsets[j]] for j, name in enumerate(JOINT_NAMES)},
+        },
+    )
+    return Path(path)
+
+
+def load_skeleton(path: str | Path) -> np.ndarray:
+    """Read a skeleton written by :func:`save_skeleton`; (22, 3) offsets in metres."""
+    path = Path(path)
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))["offsets"]
+        offsets = np.array([table[name] for name in JOINT_NAMES], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SkeletonFileError(f"{path}: not a skeleton file with an offset for each of the 22 joints ({err!r})") from err
+    if offsets.shape != (NUM_JOINTS, 3) or not np.isfinite(offsets).all() or (bone_lengths(offsets) <= 0).any():
+        raise SkeletonFileError(f"{path}: offsets must be 22 finite [x, y, z] triples with non-zero bones")
+    return offsets

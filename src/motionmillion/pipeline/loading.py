@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion import Normalizer
-from motionmillion.motion.consistency import SKELETON_FILE, load_skeleton, save_skeleton
+from motionmillion.motion.skeleton import SKELETON_FILE, load_skeleton, save_skeleton
 
 REINSTALL_HINT = "reinstall with `pip install --force-reinstall motionmillion` or rebuild the folder"
 REQUIRED_FILES = ("tokenizer/config.json", "tokenizer/model.safetensors", "generator/config.json",
@@ -180,7 +180,7 @@ def build_pipeline_folder(
         from motionmillion.data.stats import dataset_skeleton
 
         offsets, clips = dataset_skeleton(normalization)
-        save_skeleton(out / SKELETON_FILE, offsets, source=f"mean of {clips} training clips of {normalization}", clips=clips)
+        save_skeleton(out / SKELETON_FILE, offsets, source=f"median of {clips} training clips of {normalization}", clips=clips)
     atomic_write_json(out / "text_encoder.json", {"name_or_path": text_name, "max_length": max_length})
     if evaluator is not None:
         shutil.copytree(evaluator, out / "evaluator", dirs_exist_ok=True)

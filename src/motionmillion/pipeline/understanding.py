@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 COVERAGE_NEIGHBOURS = 3
 COVERAGE_TEMPERATURE = 0.1
 UNKNOWN = "unknown"
-# Dataset labels that name one movement (walk-left/right are straight walks named after the studio direction).
-SAME_MOVEMENT = {"walk-left": "walk", "walk-right": "walk", "dance-short": "dance", "dance-long": "dance"}
 OTHER_CAPTIONS = 2500  # human-written captions of unknown movements kept in the bank (seeded sample)
 NEAR_DUPLICATE = 0.9  # an "unknown movement" caption this close to a training caption is not unknown
 
@@ -52,7 +50,8 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
     """The caption bank of a MotionMillion dataset's ``split``: every unique caption, the majority movement
     and style label of the clips carrying it (from the import records), and their median length. With
     ``text_pool`` (the HumanML3D/KIT-ML caption folder), also captions of movements the data lacks."""
-    from motionmillion.data.importers import clip_labels
+    from motionmillion.data.labels import movement_family
+    from motionmillion.data.records import clip_labels
     from motionmillion.data.layout import MotionDataset
     from motionmillion.motion import FPS
 
@@ -60,7 +59,7 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
     names = dataset.names(split, kind=kind)
     if not names:
         raise ValueError(f"{dataset_root}: no clips in the {kind} {split} split to build a caption bank from")
-    labels = {name: (SAME_MOVEMENT.get(label.content, label.content) or UNKNOWN, label.style or "normal")
+    labels = {name: (movement_family(label.content) if label.content else UNKNOWN, label.style or "normal")
               for name, label in clip_labels(dataset_root).items()}  # fmt: skip
     by_caption: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
     for name in names:

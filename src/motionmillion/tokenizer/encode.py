@@ -141,7 +141,7 @@ def encode_dataset(model_dir: str | Path, data_root: str | Path, out_dir: str | 
 def clip_strata(data_root: Path, names: list[str]) -> dict[str, str]:
     """{name: stratum} from the dataset's import records (content/style for labelled sources), used by
     the generator's stratum-balanced sampling; empty for datasets without import records."""
-    from motionmillion.data.importers import load_records
+    from motionmillion.data.records import load_records
 
     wanted = set(names)
     return {clip[key]: record["stratum"] for record in load_records(data_root) for clip in record["clips"]

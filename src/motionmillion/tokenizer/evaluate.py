@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from motionmillion.evaluation.metrics import mpjpe
 from motionmillion.motion import FPS, decode_joints
 from motionmillion.tokenizer.fsq import code_usage
 
@@ -24,7 +25,7 @@ def clip_errors(pred_joints: np.ndarray, gt_joints: np.ndarray) -> dict[str, flo
     pred_local = pred_joints - pred_joints[:, :1]
     gt_local = gt_joints - gt_joints[:, :1]
     errors = {
-        "mpjpe_mm": float(np.linalg.norm(pred_local - gt_local, axis=-1).mean() * 1000),
+        "mpjpe_mm": mpjpe(pred_joints, gt_joints) * 1000,
         "root_error_mm": float(np.linalg.norm(pred_joints[:, 0] - gt_joints[:, 0], axis=-1).mean() * 1000),
     }
     if len(gt_joints) >= 3:  # second differences of the pelvis-aligned joints, in mm/s^2
