@@ -99,6 +99,8 @@ def test_every_stage_shares_the_train_fields_and_the_preset_form():
     shared = {f for f in TrainConfig.__dataclass_fields__}
     for stage in (tokenizer, generator, evaluation):
         assert issubclass(stage.TrainConfig, TrainConfig) and issubclass(stage.RunConfig, RunConfig)
+        with pytest.raises(ValueError, match=f"unknown {stage.RunConfig.STAGE} preset 'nope'; choose one of"):
+            preset(stage.PRESETS, "nope")
         assert shared <= set(stage.TrainConfig.__dataclass_fields__)
         assert all(isinstance(run, stage.RunConfig) for run in stage.PRESETS.values())
         for name in stage.PRESETS:

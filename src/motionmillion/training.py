@@ -199,6 +199,8 @@ class RunConfig:
     """A stage's whole configuration. Its fields are the sections (``model``, ``loss``, ``train``) that
     ``--set section.field=value`` addresses; each has a ``default_factory`` (its config class)."""
 
+    STAGE: ClassVar[str] = ""  # "tokenizer", "generator", "evaluator": named in error messages
+
     def sections(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
@@ -223,7 +225,8 @@ class RunConfig:
 def preset(presets: Mapping[str, R], name: str) -> R:
     """A copy of ``presets[name]`` (a stage's ``PRESETS``) that the caller may change."""
     if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        stage = next((f"{type(run).STAGE} " for run in presets.values() if type(run).STAGE), "")
+        raise ValueError(f"unknown {stage}preset {name!r}; choose one of {', '.join(presets)}")
     return copy.deepcopy(presets[name])
 
 

@@ -78,6 +78,7 @@ class TrainConfig(training.TrainConfig):
 
 @dataclass
 class RunConfig(training.RunConfig):
+    STAGE: ClassVar[str] = "evaluator"
     model: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

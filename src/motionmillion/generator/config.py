@@ -144,6 +144,7 @@ class TrainConfig(training.TrainConfig):
 
 @dataclass
 class RunConfig(training.RunConfig):
+    STAGE: ClassVar[str] = "generator"
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from motionmillion import training
 from motionmillion.motion.representation import FEATURE_DIM
@@ -130,6 +131,7 @@ class TrainConfig(training.TrainConfig):
 
 @dataclass
 class RunConfig(training.RunConfig):
+    STAGE: ClassVar[str] = "tokenizer"
     model: TokenizerConfig = field(default_factory=TokenizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
