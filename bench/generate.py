@@ -23,12 +23,14 @@ import platform
 import resource
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
-from motionmillion.generator.config import generator_preset
+from motionmillion.generator.config import PRESETS
 from motionmillion.generator.model import MotionGPT
 from motionmillion.generator.engine import DecodeEngine, SamplingOptions
+from motionmillion.training import preset
 
 FPS = 30.0
 
@@ -138,7 +140,7 @@ def main() -> None:
         pipeline_result, config, args.frames_per_token = pipeline_timings(None if args.model == "default" else args.model, args.repeats)
         args.preset, args.codebook_size, args.text_dim = config.preset, config.codebook_size, config.text_dim
     else:
-        config = generator_preset(args.preset, codebook_size=args.codebook_size, text_dim=args.text_dim)
+        config = replace(preset(PRESETS, args.preset).model, codebook_size=args.codebook_size, text_dim=args.text_dim)
     model = MotionGPT(config).eval()
 
     def run(batch: int, tokens: int, static: bool, guidance: float = 1.0) -> float:
@@ -192,7 +194,7 @@ def main() -> None:
         from motionmillion.tokenizer.config import PRESETS as TOKENIZER_PRESETS
         from motionmillion.tokenizer.model import MotionTokenizer
 
-        tokenizer_config = TOKENIZER_PRESETS[args.tokenizer_preset]().model
+        tokenizer_config = preset(TOKENIZER_PRESETS, args.tokenizer_preset).model
         if tokenizer_config.codebook_size == args.codebook_size and tokenizer_config.frames_per_token == args.frames_per_token:
             tokenizer = MotionTokenizer(tokenizer_config).eval()
             ids = torch.randint(0, args.codebook_size, (1, tokens_10s))

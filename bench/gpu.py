@@ -124,17 +124,21 @@ def section_env(report: Report, smoke: bool) -> dict:
 
 
 def random_generator(preset: str, dtype, smoke: bool):
-    from motionmillion.generator.config import generator_preset
+    from dataclasses import replace
+
+    from motionmillion.generator.config import PRESETS
     from motionmillion.generator.model import MotionGPT
+    from motionmillion.training import preset as get_preset
 
     shape = dict(codebook_size=510, text_dim=64) if smoke else dict(codebook_size=VOCAB_CODES, text_dim=TEXT_DIM)
     if preset == "bundled":  # the shipped model's own shape (6 x 256, 1,000 codes, MiniLM text), random weights
         from motionmillion.generator.config import GeneratorConfig
 
-        bundled = ROOT / "src/motionmillion/assets/default_model/generator/config.json"
-        config = GeneratorConfig.from_dict(json.loads(bundled.read_text(encoding="utf-8")))
+        from motionmillion.utils.model_folder import read_config
+
+        config = GeneratorConfig.from_dict(read_config(ROOT / "src/motionmillion/assets/default_model/generator", "generator"))
     else:
-        config = generator_preset(preset, **shape, length_condition=True)
+        config = replace(get_preset(PRESETS, preset).model, **shape, length_condition=True)
     torch.manual_seed(0)
     with torch.device(DEVICE):
         model = MotionGPT(config)
@@ -302,7 +306,8 @@ def attention_share(preset: str, batch: int, sequence: int, smoke: bool) -> dict
     from motionmillion.generator.config import PRESETS
     from motionmillion.generator.model import MotionGPT
 
-    n_layer, n_head, n_embd = PRESETS[preset]
+    shape = PRESETS[preset].model
+    n_layer, n_head, n_embd = shape.n_layer, shape.n_head, shape.n_embd
     dtype = torch.float32 if smoke else torch.bfloat16
     shape = (batch, n_head, sequence, n_embd // n_head)
     q, k, v = (torch.randn(shape, device=DEVICE, dtype=dtype, requires_grad=True) for _ in range(3))
@@ -324,11 +329,12 @@ def attention_share(preset: str, batch: int, sequence: int, smoke: bool) -> dict
 
 
 def section_tokenizer(report: Report, smoke: bool) -> dict:
-    from motionmillion.tokenizer.config import get_preset
+    from motionmillion.tokenizer.config import PRESETS
     from motionmillion.tokenizer.model import MotionTokenizer
+    from motionmillion.training import preset
 
     torch.manual_seed(0)
-    model = MotionTokenizer(get_preset("tiny" if smoke else "paper").model).to(DEVICE).eval()
+    model = MotionTokenizer(preset(PRESETS, "tiny" if smoke else "paper").model).to(DEVICE).eval()
     batch, frames = (2, 96) if smoke else (64, 96)
     x = torch.randn(batch, frames, 272, device=DEVICE)
     result: dict = {"preset": "tiny" if smoke else "paper", "batch": batch, "frames": frames}

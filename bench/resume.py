@@ -63,18 +63,19 @@ def main() -> None:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     common = ["--threads", "1"]
-    steps = ["--set", f"steps={args.steps}", "--set", "save_every=5"]
+    # The three trainers share these settings' names (motionmillion.training.TrainConfig).
+    steps = ["--set", f"steps={args.steps}", "--set", "save_every=5", "--set", "warmup_steps=5"]
     trainers = {
         "tokenizer": (["tokenizer", "train", "--config", "small", "--data", str(args.data), "--no-progress", *common, *steps,
-                       "--set", "eval_every=1000", "--set", "snapshot_minutes=[]"], "model.safetensors", args.kill_after),
+                       "--set", "eval_every=1000", "--set", "snapshot_minutes=[]"], "model.safetensors"),
         "generator": (["generator", "train", "--config", "cpu-tiny", "--tokens", str(args.work / "tokens"), *common,
-                       *steps, "--set", "warmup_steps=5"], "generator/model.safetensors", args.kill_after),
-        # one checkpoint per epoch: killed after the first of two
+                       *steps], "generator/model.safetensors"),
+        # validated (and its best weights kept) every 5 steps; a kill inside an epoch of the train clips
         "evaluator": (["evaluator", "train", "--config", "tiny", "--data", str(args.data), "--no-progress", *common,
-                       "--set", "epochs=2"], "model.safetensors", 1),
+                       *steps, "--set", "eval_every=5"], "model.safetensors"),
     }  # fmt: skip
     report = {"data": str(args.data), "steps": args.steps}
-    for name, (command, weights, kill_after) in trainers.items():
+    for name, (command, weights) in trainers.items():
         if name == "generator":
             run(["tokenizer", "encode", "--data", str(args.data), "--out", str(args.work / "tokens"), "--no-progress"])
         straight, resumed = args.work / f"{name}_straight", args.work / f"{name}_resumed"
@@ -82,7 +83,7 @@ def main() -> None:
         run(command + ["--out", str(straight)])
         seconds = time.perf_counter() - started
         killed_at = killed_then_resumed(command + ["--out", str(resumed)], resumed / "checkpoints" / "latest.json",
-                                        kill_after)  # fmt: skip
+                                        args.kill_after)  # fmt: skip
         report[name] = {"killed_after_checkpoint_step": killed_at, "straight_run_s": round(seconds, 1),
                         "bit_exact": same_weights(straight / weights, resumed / weights)}  # fmt: skip
     print(json.dumps(report, indent=2))

@@ -23,11 +23,12 @@ def measure(preset: str, batch: int, frames: int, repeats: int, bf16: bool, thre
 
     if threads > 0:
         torch.set_num_threads(threads)
-    from motionmillion.tokenizer.config import get_preset
+    from motionmillion.tokenizer.config import PRESETS
     from motionmillion.tokenizer.losses import tokenizer_loss
     from motionmillion.tokenizer.model import MotionTokenizer
+    from motionmillion.training import preset as get_preset
 
-    config = get_preset(preset)
+    config = get_preset(PRESETS, preset)
     torch.manual_seed(0)
     model = MotionTokenizer(config.model)
     x = torch.randn(batch, frames - frames % model.frames_per_token, 272)
@@ -85,16 +86,16 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.batch, args.frames, args.repeats, args.bf16, args.threads)))
         return
 
-    from motionmillion.tokenizer.train import bf16_supported
+    from motionmillion.training import bf16_is_fast
 
     results = []
     for preset in args.presets:
-        for bf16 in [False, True] if bf16_supported() else [False]:
+        for bf16 in [False, True] if bf16_is_fast() else [False]:
             command = [sys.executable, __file__, "--child", preset, "--batch", str(args.batch),
                        "--frames", str(args.frames), "--repeats", str(args.repeats), "--threads", str(args.threads)] + (["--bf16"] if bf16 else [])  # fmt: skip
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
-    print(json.dumps({"benchmark": "tokenizer", "bf16_supported": bf16_supported(), "results": results}, indent=2))
+    print(json.dumps({"benchmark": "tokenizer", "bf16_supported": bf16_is_fast(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ stage "5/8 generator (6 layers x 256 prefix-LM, ${GENERATOR_STEPS} steps; resume
 # data. 6,000 steps of 64 rows (about 90 epochs) memorise the training set (train loss 0.15, val loss lowest
 # at step 500 and 5.8 at the end), and the last weights are the ones kept: they got more movements right
 # than the lowest-val-loss ones (plain content descriptions 68.6% vs 48.6%, paraphrases 48.9% vs 38.5%) and
-# a better R-precision on the unseen test takes (see the model card). val_every still records the curve.
+# a better R-precision on the unseen test takes (see the model card). eval_every still records the curve.
 # length_condition: the model is told how many tokens remain, so a requested duration ends exactly there;
 # half of the rows are trained without it (length_drop_prob 0.5), so seconds=None still ends by itself.
 # context_prob: 30% of rows start with up to 8 tokens (1 s) of another clip, not in the loss, so timeline
@@ -81,12 +81,14 @@ stage "5/8 generator (6 layers x 256 prefix-LM, ${GENERATOR_STEPS} steps; resume
 $MM generator train --config cpu-tiny --tokens "$WORK/tokens" --out "$WORK/generator" --threads 1 \
   --set n_layer=6 --set n_head=8 --set n_embd=256 --set weight_decay=0.1 \
   --set "steps=$GENERATOR_STEPS" --set batch_size=64 --set lr=8e-4 --set warmup_steps=200 --set save_every=1000 \
-  --set stratum_alpha=0.5 --set val_every=250 --set val_batches=9 --set keep_checkpoints=10 \
+  --set stratum_alpha=0.5 --set eval_every=250 --set eval_batches=9 --set keep_checkpoints=10 \
   --set length_condition=true --set length_drop_prob=0.5 --set context_prob=0.3 --set max_context_tokens=8
 
 stage "6/8 evaluator (small preset)"
+# 1,650 steps: 25 epochs of the 4,278 train clips at batch 64 (66 steps each), validated and saved once per
+# epoch (the evaluator's eval_every/save_every of 66), as the bundled evaluator was trained.
 [ -e "$WORK/evaluator/model.safetensors" ] || \
-  $MM evaluator train --data "$WORK/dataset" --out "$WORK/evaluator" --config small --set epochs=25 \
+  $MM evaluator train --data "$WORK/dataset" --out "$WORK/evaluator" --config small --set steps=1650 \
     --set "max_minutes=$EVALUATOR_MINUTES" --threads 1 --no-progress
 
 stage "7/8 assemble the pipeline folder (weights only: no caches, no optimizer state)"

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 PART_BYTES = 15 * 2**20
 # Shared by every run: the default model's recipe (recipes/default_model.sh, stage 5), scaled for a GPU.
-BASE = ["batch_size=64", "lr=8e-4", "warmup_steps=200", "save_every=1000", "val_every=250", "val_batches=9", "keep_checkpoints=10",
+BASE = ["batch_size=64", "lr=8e-4", "warmup_steps=200", "save_every=1000", "eval_every=250", "eval_batches=9", "keep_checkpoints=10",
         "length_condition=true", "length_drop_prob=0.5", "context_prob=0.3", "max_context_tokens=8",
         "log_every=100"]  # fmt: skip
 # name -> (preset, overrides). Issue 15: do rare contents become reachable with a larger model, more
@@ -83,17 +83,18 @@ def rebuild_cache(kit: Path, folder: Path) -> None:
 
 
 def train_one(name: str, kit: Path, work: Path, smoke: bool) -> None:
-    from motionmillion.generator.config import TrainConfig, apply_overrides, generator_preset
+    from motionmillion.generator.config import PRESETS
     from motionmillion.generator.train import train
+    from motionmillion.training import apply_overrides, preset
 
-    preset, overrides = SWEEP[name]
-    smoke_steps = ["steps=6", "val_every=3", "val_batches=1", "save_every=2", "log_every=2"]
+    preset_name, overrides = SWEEP[name]
+    smoke_steps = ["steps=6", "eval_every=3", "eval_batches=1", "save_every=2", "log_every=2"]
     overrides = BASE + overrides + (smoke_steps if smoke else [])
-    model_config, train_config = apply_overrides(generator_preset(preset), TrainConfig(), overrides)
+    run_config = apply_overrides(preset(PRESETS, preset_name), overrides)
     out = work / name
     if not (out / "text_cache").exists():
         shutil.copytree(work / "text_cache", out / "text_cache")
-    train(model_config, train_config, kit / TOKENS_OF.get(name, "tokens"), out)
+    train(run_config, kit / TOKENS_OF.get(name, "tokens"), out)
 
 
 def run(kit: Path, out: Path, names: list[str], smoke: bool, limit_s: float) -> None:

@@ -38,7 +38,7 @@ PY
 [ "${SPLITS_ONLY:-0}" = 1 ] && exit 0
 $MM generator train --config cpu-tiny --tokens "$OUT/tokens" --out "$OUT/generator" --threads 1 \
   --set steps=1000 --set batch_size=32 --set lr=8e-4 --set warmup_steps=100 --set save_every=200 \
-  --set stratum_alpha=0.5 --set val_every=200 --set val_batches=17 \
+  --set stratum_alpha=0.5 --set eval_every=200 --set eval_batches=17 \
   --set length_condition=true --set length_drop_prob=0.5 --set context_prob=0.3 --set max_context_tokens=8
 A=src/motionmillion/assets/default_model
 rm -rf "$OUT/pipeline"

@@ -77,7 +77,7 @@ CASES = [
     ("data stats {root}/nowhere", 2, "not a MotionMillion dataset"),
     ("tokenizer train --data {root}/nowhere --out {root}/t --config nope", 2, "unknown tokenizer preset 'nope'"),
     ("tokenizer train --data {root}/nowhere --out {root}/t --set nonsense=1", 2, "no setting 'nonsense'"),
-    ("tokenizer train --data {root}/nowhere --out {root}/t --set lr=-1", 2, "bad training sizes"),
+    ("tokenizer train --data {root}/nowhere --out {root}/t --set lr=-1", 2, "--set: lr must be positive, got -1"),
     ("generator train --tokens {root}/nowhere --out {root}/g --set bogus=1", 2, "no setting 'bogus' in model, train"),
     ("generator train --tokens {root}/nowhere --out {root}/g", 2, "nowhere"),
     ("evaluator train --data {root}/nowhere --out {root}/e", 2, "not a MotionMillion dataset"),

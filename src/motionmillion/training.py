@@ -1,8 +1,15 @@
 """The one training toolkit, shared by the tokenizer, generator and evaluator trainers.
 
+- ``TrainConfig``: the settings every trainer reads, with one name and one meaning each (``steps``,
+  ``batch_size``, ``lr``, ``warmup_steps``, ``schedule``, ``eval_every``, ``save_every``, ``max_minutes``,
+  ``seed``, ``mixed_precision`` ...); each stage's ``TrainConfig`` extends it with its own fields;
+- ``RunConfig``: a stage's whole configuration, one dataclass field per section (model, loss, train);
+  each stage names its ready-made ones in ``PRESETS: dict[str, RunConfig]`` and ``preset(PRESETS, name)``
+  hands out a copy; ``apply_overrides`` applies ``--set key=value`` / ``--set section.key=value``;
+  ``from_dict`` reads what older versions wrote (their field names mapped to today's);
 - ``lr_at``: linear warm-up, then cosine (to a floor), multistep or constant;
 - ``resolve_mixed_precision``: bf16 autocast only where it is fast (``auto``);
-- ``apply_overrides``: ``--set key=value`` / ``--set section.key=value`` for every trainer's configs;
+- ``TimeBudget``: training time over all resumes of a run, the same on every rank;
 - ``RunLog``: ``train.log`` + TensorBoard on the main process;
 - ``Checkpoints``: ``checkpoints/step_XXXXXXXX/`` folders written to a temp name then renamed, a
   ``checkpoints/latest.json`` pointer, the newest N kept, each with its ``trainer_state.json``;
@@ -13,6 +20,7 @@ It knows no model: what goes into a checkpoint folder is the trainer's ``write``
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -20,9 +28,11 @@ import logging
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from motionmillion.utils.io import atomic_write_json
 
@@ -102,16 +112,134 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
-# ---------------------------------------------------------------- overrides
-def apply_overrides(sections: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Copies of the dataclass configs in ``sections`` with ``key=value`` overrides applied.
+# ---------------------------------------------------------------- configs, presets, overrides
+C = TypeVar("C")
+R = TypeVar("R", bound="RunConfig")
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any], source: str | Path | None = None) -> C:
+    """``cls(**data)`` for a config dataclass read from a file: names in ``cls.LEGACY_NAMES`` (if it has
+    one) are renamed first; unknown names and bad values are refused, naming ``source`` (the file) if given."""
+    prefix = f"{source}: " if source else ""
+    data = dict(data)
+    for old, new in getattr(cls, "LEGACY_NAMES", {}).items():
+        if old in data:
+            value = data.pop(old)
+            if new is not None and new not in data:
+                data[new] = value
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{prefix}unknown {cls.__name__} fields: {unknown}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{prefix}invalid {cls.__name__}: {err}") from err
+
+
+@dataclass
+class TrainConfig:
+    """What every trainer reads, with the same meaning in each. A stage's ``TrainConfig`` subclasses it,
+    adds its own fields and may redeclare a field here to give it another default (it keeps its meaning)."""
+
+    steps: int = 1_000  # optimizer steps of the whole run; a resumed run continues to this step
+    batch_size: int = 32  # per process
+    lr: float = 3e-4  # peak learning rate
+    warmup_steps: int = 0  # linear warm-up to lr
+    schedule: str = "cosine"  # after warm-up (lr_at): cosine to min_lr_ratio * lr, multistep or constant
+    min_lr_ratio: float = 0.0
+    milestones: list[int] = field(default_factory=list)  # multistep: lr x gamma from each of these steps
+    gamma: float = 0.1
+    weight_decay: float = 0.0  # AdamW
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: float = 0.0  # max gradient norm (0 = off)
+    mixed_precision: str = "auto"  # auto = bf16 autocast only where it is fast (resolve_mixed_precision); bf16 | no
+    seed: int = 123
+    log_every: int = 50  # steps between train-loss log lines
+    eval_every: int = 0  # steps between validations on the val split (0 = only at the end)
+    save_every: int = 1_000  # steps between checkpoints (one is also written at the end)
+    keep_checkpoints: int = 2  # the newest N checkpoint folders are kept
+    max_minutes: float = 0.0  # stop (checkpoint, validate, save) after this much training time, all resumes; 0 = none
+
+    # Names older versions wrote into run folders (run_config.json, run.json, trainer_state.json) -> today's
+    # (None: no longer a setting), so that their runs still load and resume. From before the three trainers
+    # shared this class: the tokenizer's max_steps, the generator's val_every.
+    LEGACY_NAMES: ClassVar[dict[str, str | None]] = {"max_steps": "steps", "val_every": "eval_every"}
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # JSON gives lists
+        self.milestones = [int(m) for m in self.milestones]
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        for name in ("steps", "batch_size", "log_every", "save_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "weight_decay", "grad_clip", "max_minutes", "min_lr_ratio"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of ``step`` (0-based) under this config's warm-up and schedule."""
+        return lr_at(step, self.lr, self.steps, self.warmup_steps, self.schedule, self.min_lr_ratio,
+                     self.milestones, self.gamma)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | Path | None = None) -> TrainConfig:
+        return config_from_dict(cls, data, source)
+
+
+@dataclass
+class RunConfig:
+    """A stage's whole configuration. Its fields are the sections (``model``, ``loss``, ``train``) that
+    ``--set section.field=value`` addresses; each has a ``default_factory`` (its config class)."""
+
+    STAGE: ClassVar[str] = ""  # "tokenizer", "generator", "evaluator": named in error messages
+
+    def sections(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any], source: str | Path | None = None) -> R:
+        """Read what ``to_dict`` wrote, by this or an older version (missing settings take today's defaults)."""
+        prefix = f"{source}: " if source else ""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(f"{prefix}unknown sections {unknown} (expected {', '.join(fields)})")
+        sections = {name: config_from_dict(f.default_factory, data.get(name, {}), source) for name, f in fields.items()}
+        try:
+            return cls(**sections)
+        except ValueError as err:
+            raise ValueError(f"{prefix}{err}") from err
+
+
+def preset(presets: Mapping[str, R], name: str) -> R:
+    """A copy of ``presets[name]`` (a stage's ``PRESETS``) that the caller may change."""
+    if name not in presets:
+        stage = next((f"{type(run).STAGE} " for run in presets.values() if type(run).STAGE), "")
+        raise ValueError(f"unknown {stage}preset {name!r}; choose one of {', '.join(presets)}")
+    return copy.deepcopy(presets[name])
+
+
+def apply_overrides(config: R, overrides: Iterable[str]) -> R:
+    """A copy of a ``RunConfig`` with ``key=value`` overrides applied (``--set``).
 
     ``key`` is ``section.field`` or a bare ``field`` that exactly one section has; values are parsed
     as JSON when possible (``lr=3e-4``, ``levels=[8,5,5,5]``, ``causal=true``), else taken as text.
-    Dataclass validation runs again, so a bad value is refused with the config's own message.
+    Validation runs again, so a bad value is refused with the config's own message.
     """
+    sections = config.sections()
     changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
-    fields = {name: {f.name for f in dataclasses.fields(config)} for name, config in sections.items()}
+    fields = {name: {f.name for f in dataclasses.fields(section)} for name, section in sections.items()}
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -133,13 +261,36 @@ def apply_overrides(sections: Mapping[str, Any], overrides: Iterable[str]) -> di
         except json.JSONDecodeError:
             value = raw
         changes[owners[0]][name] = value
-    result = {}
-    for name, config in sections.items():
-        try:
-            result[name] = dataclasses.replace(config, **changes[name])
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"--set: {err}") from err
-    return result
+    try:
+        return type(config)(**{name: dataclasses.replace(section, **changes[name]) for name, section in sections.items()})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--set: {err}") from err
+
+
+# ---------------------------------------------------------------- time budget
+class TimeBudget:
+    """Training time of a run over all its resumes, and whether ``max_minutes`` (0 = none) is spent.
+
+    ``check`` returns rank 0's clock on every rank (``accelerator`` given and several processes), so that
+    all ranks stop, or take a timed snapshot, at the same step."""
+
+    def __init__(self, max_minutes: float, elapsed_before: float = 0.0, accelerator: Any = None) -> None:
+        self.max_minutes, self.elapsed_before, self.accelerator = max_minutes, elapsed_before, accelerator
+        self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, this process's clock."""
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def check(self) -> tuple[float, bool]:
+        """(elapsed seconds as rank 0 measures them, whether the budget is spent)."""
+        now = self.elapsed()
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            import torch
+            from accelerate.utils import broadcast
+
+            now = broadcast(torch.tensor([now], dtype=torch.float64, device=self.accelerator.device), 0).item()
+        return now, self.max_minutes > 0 and now >= self.max_minutes * 60
 
 
 # ---------------------------------------------------------------- logging

@@ -56,11 +56,14 @@ def synthetic_dataset(tmp_path_factory, synthetic_splits):
 
 @pytest.fixture(scope="session")
 def tiny_evaluator(tmp_path_factory, synthetic_splits, identity_normalizer):
+    from motionmillion.evaluation.config import PRESETS, RunConfig, TrainConfig
     from motionmillion.evaluation.evaluator import Evaluator
-    from motionmillion.evaluation.train import TrainConfig, train_evaluator
+    from motionmillion.evaluation.train import train_evaluator
 
     run = tmp_path_factory.mktemp("evaluator")
-    config = TrainConfig(preset="tiny", epochs=6, batch_size=16, lr=2e-3, warmup_steps=2)
+    # 6 epochs of the 64 train clips (4 steps each), validated and saved after each
+    train = TrainConfig(steps=24, eval_every=4, save_every=4, batch_size=16, lr=2e-3, warmup_steps=2)
+    config = RunConfig(PRESETS["tiny"].model, train)
     train_evaluator("synthetic", run, config, splits=synthetic_splits, normalizer=identity_normalizer, progress=False)
     return run, Evaluator.from_pretrained(run)
 

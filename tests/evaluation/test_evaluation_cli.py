@@ -11,7 +11,7 @@ from motionmillion.evaluation.evaluator import Evaluator
 def test_evaluator_train_cli(tmp_path, synthetic_dataset):
     out = tmp_path / "run"
     args = ["evaluator", "train", "--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny",
-            "--set", "epochs=1", "--set", "batch_size=16"]  # fmt: skip
+            "--set", "steps=4", "--set", "batch_size=16"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "t2m@5" in result.output

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from motionmillion.generator.config import GeneratorConfig, TrainConfig
+from motionmillion.generator.config import GeneratorConfig, RunConfig, TrainConfig
 from motionmillion.generator.train import train
 
 
@@ -27,7 +27,7 @@ def main(tokens: str, out: str, steps: int, max_steps_this_run: int | None = Non
         result = {"rank": rank, "sha256": digest.hexdigest(), "numel": numel, "local_numel": local_numel}
         Path(out, f"rank_{rank}.json").write_text(json.dumps(result))
 
-    train(model_config, train_config, tokens, out, max_steps_this_run=max_steps_this_run, on_finish=write_checksum)
+    train(RunConfig(model_config, train_config), tokens, out, max_steps_this_run=max_steps_this_run, on_finish=write_checksum)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
-from motionmillion.generator.config import GeneratorConfig, generator_preset
+from motionmillion.generator.config import PRESETS, GeneratorConfig
 from motionmillion.generator.model import MotionGPT
 from motionmillion.generator.parallelize import apply_activation_checkpointing
 from motionmillion.generator.engine import DecodeEngine, SamplingOptions, filter_logits, length_window, sample_tokens
+from motionmillion.training import preset
 
 
 def tiny_config(**overrides) -> GeneratorConfig:
@@ -28,7 +31,7 @@ PAPER_SIZES = {"44M": (0.094, 0.027), "111M": (0.185, 0.085), "343M": (0.442, 0.
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))
 def test_paper_preset_sizes_match_the_table(name):
-    config = generator_preset(name, codebook_size=64000, text_dim=2048, cond_drop_prob=0.0)
+    config = replace(preset(PRESETS, name).model, codebook_size=64000, text_dim=2048, cond_drop_prob=0.0)
     with torch.device("meta"):
         model = MotionGPT(config)
     total, non_embedding = PAPER_SIZES[name]
@@ -38,13 +41,13 @@ def test_paper_preset_sizes_match_the_table(name):
 
 
 def test_seven_b_preset_shape():
-    config = generator_preset("7B", codebook_size=64000, text_dim=2048)
+    config = replace(preset(PRESETS, "7B").model, codebook_size=64000, text_dim=2048)
     assert (config.n_layer, config.n_head, config.n_embd, config.head_dim, config.mlp_hidden) == (36, 32, 4096, 128, 11008)
 
 
 def test_cpu_presets_are_cpu_sized():
     for name, low, high in (("cpu-tiny", 2e6, 5e6), ("cpu-small", 10e6, 20e6)):
-        model = MotionGPT(generator_preset(name, codebook_size=512, text_dim=384))
+        model = MotionGPT(replace(preset(PRESETS, name).model, codebook_size=512, text_dim=384))
         assert low <= model.num_parameters() <= high, (name, model.num_parameters())
 
 

@@ -10,24 +10,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from motionmillion.generator.config import GeneratorConfig, TrainConfig, apply_overrides, generator_preset
+from motionmillion.generator.config import PRESETS, GeneratorConfig, RunConfig, TrainConfig
 from motionmillion.generator.data import TokenDataset, open_encoded
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.train import learning_rate, train
+from motionmillion.generator.train import train
+from motionmillion.training import apply_overrides, preset
 
 from . import helpers
 
 HERE = Path(__file__).parent
 
 
-def tiny_model() -> GeneratorConfig:
-    return GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32)
-
-
-def tiny_train(steps: int, **overrides) -> TrainConfig:
+def tiny_run(steps: int, **overrides) -> RunConfig:
     settings = dict(steps=steps, batch_size=8, lr=3e-3, warmup_steps=3, log_every=4, save_every=4, mixed_precision="no")
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return RunConfig(GeneratorConfig(preset="test", n_layer=2, n_head=2, n_embd=32), TrainConfig(**settings))
 
 
 def losses_in_log(run: Path) -> list[float]:
@@ -37,12 +34,12 @@ def losses_in_log(run: Path) -> list[float]:
 def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     encoded = helpers.make_encoded(tmp_path / "enc")
     straight = helpers.prepared_run(tmp_path, "straight")
-    train(tiny_model(), tiny_train(8), encoded, straight)
+    train(tiny_run(8), encoded, straight)
     resumed = helpers.prepared_run(tmp_path, "resumed")
-    train(tiny_model(), tiny_train(8), encoded, resumed, max_steps_this_run=5)  # "killed" after step 5...
+    train(tiny_run(8), encoded, resumed, max_steps_this_run=5)  # "killed" after step 5...
     assert json.loads((resumed / "checkpoints" / "latest.json").read_text())["step"] == 5
     (resumed / "checkpoints" / ".step_00000008.tmp").mkdir()  # ...even mid-way through writing a checkpoint
-    train(tiny_model(), tiny_train(8), encoded, resumed)
+    train(tiny_run(8), encoded, resumed)
     a, b = load_file(straight / "generator" / "model.safetensors"), load_file(resumed / "generator" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -56,30 +53,47 @@ def test_interrupted_and_resumed_training_equals_a_straight_run(tmp_path):
     assert run_info["frames_per_token"] == 2 and run_info["text_encoder"]["max_length"] == 150
 
 
-def test_val_every_keeps_the_lowest_val_loss_weights(tmp_path):
+def test_eval_every_keeps_the_lowest_val_loss_weights(tmp_path):
     encoded = helpers.make_encoded(tmp_path / "enc")
     run = helpers.prepared_run(tmp_path, "run")
-    train(tiny_model(), tiny_train(8, val_every=2, val_batches=1), encoded, run)
+    train(tiny_run(8, eval_every=2, eval_batches=1), encoded, run)
     best = json.loads((run / "generator_best" / "val.json").read_text())
     logged = {int(k): float(v) for k, v in re.findall(r"step (\d+) val loss ([0-9.]+)", (run / "train.log").read_text())}
     assert best["step"] in (2, 4, 6, 8) and best["val_loss"] == pytest.approx(min(logged.values()), abs=1e-4)
     assert MotionGPT.from_pretrained(run / "generator_best").config.codebook_size == 16
 
 
-def test_a_run_shorter_than_val_every_still_keeps_best_weights(tmp_path):
+def test_a_run_shorter_than_eval_every_still_keeps_best_weights(tmp_path):
     encoded = helpers.make_encoded(tmp_path / "enc")
     run = helpers.prepared_run(tmp_path, "run")
-    train(tiny_model(), tiny_train(4, val_every=200, val_batches=1), encoded, run)  # the recipe's quick trial
+    train(tiny_run(4, eval_every=200, eval_batches=1), encoded, run)  # the recipe's quick trial
     assert json.loads((run / "generator_best" / "val.json").read_text())["step"] == 4
 
 
 def test_resume_refuses_a_changed_config(tmp_path):
     encoded = helpers.make_encoded(tmp_path / "enc")
     run = helpers.prepared_run(tmp_path, "run")
-    train(tiny_model(), tiny_train(8), encoded, run, max_steps_this_run=4)
+    train(tiny_run(8), encoded, run, max_steps_this_run=4)
     with pytest.raises(ValueError, match=r"different config \(train.lr: 0.003 -> 0.01\)"):
-        train(tiny_model(), tiny_train(8, lr=0.01), encoded, run)
-    train(tiny_model(), tiny_train(12), encoded, run)  # a longer schedule may continue (steps may change)
+        train(tiny_run(8, lr=0.01), encoded, run)
+    # A run.json of a version before the trainers shared TrainConfig (val_every, val_batches, no schedule)...
+    info = json.loads((run / "run.json").read_text())
+    info["train"]["val_every"], info["train"]["val_batches"] = info["train"].pop("eval_every"), info["train"].pop("eval_batches")
+    for name in ("schedule", "milestones", "gamma", "max_minutes"):
+        del info["train"][name]
+    (run / "run.json").write_text(json.dumps(info))
+    train(tiny_run(12), encoded, run)  # ...resumes, and a longer schedule may continue (steps may change)
+    assert "resumed from" in (run / "train.log").read_text()
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_a_saved_generator(tmp_path):
+    encoded = helpers.make_encoded(tmp_path / "enc")
+    run = helpers.prepared_run(tmp_path, "run")
+    train(tiny_run(8, max_minutes=1e-9), encoded, run)  # spent after the first step, whatever the machine
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 1
+    assert (run / "generator" / "model.safetensors").is_file() and "time limit" in (run / "train.log").read_text()
+    train(tiny_run(8, max_minutes=0.0), encoded, run)  # a larger budget (0 = none) continues the run
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 8
 
 
 def test_stratum_alpha_tempers_how_often_rare_strata_are_drawn(tmp_path, caplog):
@@ -163,16 +177,17 @@ def test_cross_clip_context_is_given_not_predicted(tmp_path):
 
 def test_learning_rate_warms_up_then_decays():
     config = TrainConfig(steps=100, warmup_steps=10, lr=1.0)
-    values = [learning_rate(s, config) for s in range(100)]
+    values = [config.learning_rate(s) for s in range(100)]
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[9:], values[10:])) and values[-1] < 0.01
 
 
 def test_overrides_reach_the_right_config():
-    model, train_config = apply_overrides(generator_preset("cpu-tiny"), TrainConfig(), ["n_layer=3", "lr=0.01", "cond_drop_prob=0.2"])
-    assert model.n_layer == 3 and model.cond_drop_prob == 0.2 and train_config.lr == 0.01
+    run = apply_overrides(preset(PRESETS, "cpu-tiny"), ["n_layer=3", "lr=0.01", "cond_drop_prob=0.2", "eval_every=50"])
+    assert run.model.n_layer == 3 and run.model.cond_drop_prob == 0.2 and run.train.lr == 0.01 and run.train.eval_every == 50
+    assert PRESETS["cpu-tiny"].model.n_layer == 4  # the preset itself is left as it was
     with pytest.raises(ValueError, match="no setting 'bogus' in model, train"):
-        apply_overrides(model, train_config, ["bogus=1"])
+        apply_overrides(run, ["bogus=1"])
 
 
 def test_missing_encoded_folder_is_a_clear_error(tmp_path):
@@ -214,7 +229,7 @@ def test_ddp_two_cpu_processes_agree_and_learn(tmp_path):
 def test_fsdp_needs_a_multi_process_launch(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(ValueError, match="multi-process launch"):
-        train(tiny_model(), tiny_train(2), helpers.make_encoded(tmp_path / "enc"), helpers.prepared_run(tmp_path, "run"))
+        train(tiny_run(2), helpers.make_encoded(tmp_path / "enc"), helpers.prepared_run(tmp_path, "run"))
 
 
 @pytest.mark.slow

@@ -16,11 +16,12 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from accelerate import PartialState
     from safetensors.torch import save_file
-    from motionmillion.tokenizer.config import apply_overrides, get_preset
+    from motionmillion.tokenizer.config import PRESETS
+    from motionmillion.training import apply_overrides, preset
     from motionmillion.tokenizer.train import train
 
     data, out = sys.argv[1], Path(sys.argv[2])
-    config = apply_overrides(get_preset("tiny"), ["train.steps=3", "train.eval_every=100", "train.save_every=100"])
+    config = apply_overrides(preset(PRESETS, "tiny"), ["train.steps=3", "train.eval_every=100", "train.save_every=100"])
     model = train(config, data, out, progress=False)
     rank = PartialState().process_index
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{rank}.safetensors"))
@@ -46,9 +47,9 @@ def test_two_cpu_processes_hold_identical_weights(tiny_dataset, tmp_path):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     # and training changed the weights (the ranks agree on something other than the initialisation)
-    from motionmillion.tokenizer.config import get_preset
+    from motionmillion.tokenizer.config import PRESETS
     from motionmillion.tokenizer.model import MotionTokenizer
 
-    torch.manual_seed(get_preset("tiny").train.seed)
-    init = MotionTokenizer(get_preset("tiny").model).state_dict()
+    torch.manual_seed(PRESETS["tiny"].train.seed)
+    init = MotionTokenizer(PRESETS["tiny"].model).state_dict()
     assert any(not torch.equal(init[k], rank0[k]) for k in init)

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from motionmillion.tokenizer import encode as encode_module
-from motionmillion.tokenizer.config import get_preset
+from motionmillion.tokenizer.config import PRESETS
 from motionmillion.tokenizer.encode import encode_dataset
 from motionmillion.tokenizer.model import MotionTokenizer
+from motionmillion.training import preset
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = textwrap.dedent("""
@@ -44,7 +45,7 @@ SCRIPT = textwrap.dedent("""
 def test_two_processes_share_the_chunks_and_write_what_one_writes(tiny_dataset, tmp_path, monkeypatch):
     model = tmp_path / "tok"
     torch.manual_seed(0)
-    MotionTokenizer(get_preset("tiny").model).save_pretrained(model)
+    MotionTokenizer(preset(PRESETS, "tiny").model).save_pretrained(model)
     monkeypatch.setattr(encode_module, "CHUNK", 3)
     single = encode_dataset(model, tiny_dataset, tmp_path / "single", progress=False)
 

@@ -8,19 +8,20 @@ from typer.testing import CliRunner
 from motionmillion.tokenizer import encode as encode_module
 from motionmillion.cli import app as root_app
 from motionmillion.tokenizer.cli import app
-from motionmillion.tokenizer.config import get_preset
+from motionmillion.tokenizer.config import PRESETS
 from motionmillion.tokenizer.data import MotionClips
 from motionmillion.tokenizer.encode import encode_dataset
 from motionmillion.tokenizer.encoded import EncodedTokens, EncodedTokensError
 from motionmillion.tokenizer.evaluate import clip_errors
 from motionmillion.tokenizer.model import MotionTokenizer
+from motionmillion.training import preset
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tok")
     torch.manual_seed(0)
-    MotionTokenizer(get_preset("tiny").model).save_pretrained(folder)
+    MotionTokenizer(preset(PRESETS, "tiny").model).save_pretrained(folder)
     return folder
 
 

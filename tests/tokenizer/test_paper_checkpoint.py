@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from motionmillion.tokenizer.config import get_preset
+from motionmillion.tokenizer.config import PRESETS
 from motionmillion.tokenizer.model import MotionTokenizer
 from motionmillion.utils.model_folder import CheckpointError
 from motionmillion.tokenizer.paper_checkpoint import load_paper_checkpoint
+from motionmillion.training import preset
 
 
 def released_state_dict(model: MotionTokenizer) -> dict[str, torch.Tensor]:
@@ -18,7 +19,7 @@ def released_state_dict(model: MotionTokenizer) -> dict[str, torch.Tensor]:
 
 def test_released_layout_loads_and_matches(tmp_path):
     torch.manual_seed(0)
-    reference = MotionTokenizer(get_preset("paper").model).eval()
+    reference = MotionTokenizer(preset(PRESETS, "paper").model).eval()
     state = released_state_dict(reference)
     # The real key names of the fact sheet are all present in the synthetic release.
     for key in ("module.vqvae.encoder.model.1.weight", "module.vqvae.encoder.model.3.0.weight",
@@ -39,7 +40,7 @@ def test_released_layout_loads_and_matches(tmp_path):
 
 
 def test_mismatching_release_is_rejected(tmp_path):
-    reference = MotionTokenizer(get_preset("paper").model)
+    reference = MotionTokenizer(preset(PRESETS, "paper").model)
     state = released_state_dict(reference)
     state["module.vqvae.quantizer.project_in.weight"] = torch.zeros(4, 512)
     path = tmp_path / "bad.pth"

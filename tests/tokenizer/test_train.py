@@ -5,21 +5,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from motionmillion.tokenizer.config import apply_overrides, get_preset
+from motionmillion.tokenizer.config import PRESETS, RunConfig
 from motionmillion.tokenizer.model import MotionTokenizer
-from motionmillion.tokenizer.train import learning_rate, train
+from motionmillion.tokenizer.train import train
+from motionmillion.training import apply_overrides, preset
 
 
 def tiny_run(**overrides):
-    return apply_overrides(get_preset("tiny"), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    return apply_overrides(preset(PRESETS, "tiny"), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
 
 
 def test_schedule_warmup_then_cosine_or_multistep():
     tc = tiny_run(**{"train.warmup_steps": 4, "train.steps": 20, "train.lr": 1.0, "train.min_lr_ratio": 0.1}).train
-    assert learning_rate(0, tc) == pytest.approx(1 / 4) and learning_rate(3, tc) == pytest.approx(1.0)
-    assert learning_rate(4, tc) == pytest.approx(1.0) and learning_rate(20, tc) == pytest.approx(0.1)
-    paper = get_preset("paper").train
-    assert learning_rate(100_000, paper) == pytest.approx(5e-5) and learning_rate(300_000, paper) == pytest.approx(5e-5 * 0.05)
+    assert tc.learning_rate(0) == pytest.approx(1 / 4) and tc.learning_rate(3) == pytest.approx(1.0)
+    assert tc.learning_rate(4) == pytest.approx(1.0) and tc.learning_rate(20) == pytest.approx(0.1)
+    paper = PRESETS["paper"].train
+    assert paper.learning_rate(100_000) == pytest.approx(5e-5) and paper.learning_rate(300_000) == pytest.approx(5e-5 * 0.05)
 
 
 def test_train_writes_a_loadable_run_and_resumes_exactly(tiny_dataset, tmp_path):
@@ -38,6 +39,12 @@ def test_train_writes_a_loadable_run_and_resumes_exactly(tiny_dataset, tmp_path)
     # A kill right after the step-4 checkpoint: the newer checkpoint never got written.
     shutil.rmtree(straight / "checkpoints" / "step_00000008")
     (straight / "checkpoints" / "latest.json").write_text('{"dir": "step_00000004", "step": 4}')
+    # ...of a run started by a version before the trainers shared TrainConfig: max_steps, no eps.
+    old = json.loads((straight / "run_config.json").read_text())
+    old["train"]["max_steps"] = old["train"].pop("steps")
+    del old["train"]["eps"]
+    (straight / "run_config.json").write_text(json.dumps(old))
+    assert RunConfig.from_dict(old) == config
     train(config, tiny_dataset, straight, progress=False)
     assert "resumed from" in (straight / "train.log").read_text()
     resumed = load_file(straight / "model.safetensors")

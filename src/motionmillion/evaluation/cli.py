@@ -64,7 +64,7 @@ def train_command(
     out: Path = typer.Option(..., "--out", help="Run folder: evaluator files, checkpoints/, train.log, metrics.json."),
     config: str = typer.Option("small", "--config", help="Preset: tiny | small | base | paper."),
     set_: list[str] = typer.Option(None, "--set", help="Override a setting: key=value or section.key=value "
-                                   "(sections model, train), e.g. --set epochs=25 --set latent_dim=256"),
+                                   "(sections model, train), e.g. --set steps=1650 --set latent_dim=256"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = torch default)."),
 ) -> None:
@@ -73,15 +73,14 @@ def train_command(
 
     import torch
 
-    from motionmillion.evaluation.evaluator import PRESETS
-    from motionmillion.evaluation.train import TrainConfig, train_evaluator
-    from motionmillion.training import apply_overrides
+    from motionmillion.evaluation.config import PRESETS
+    from motionmillion.evaluation.train import train_evaluator
+    from motionmillion.training import apply_overrides, preset
 
-    train_config = TrainConfig(preset=config)
-    sections = apply_overrides({"model": PRESETS[config], "train": train_config}, set_ or [])
+    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
     if threads > 0:
         torch.set_num_threads(threads)
-    report = train_evaluator(data, out, sections["train"], sections["model"], progress=progress)
+    report = train_evaluator(data, out, run_config, progress=progress)
     test = report["test"]
     summary = {k: round(v, 4) for k, v in test.items() if isinstance(v, float)}
     typer.echo(json.dumps({"test": summary, "sanity": report["sanity"], "weights_sha256": report["weights_sha256"]}, indent=2))

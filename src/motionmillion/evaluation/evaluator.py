@@ -17,7 +17,7 @@ SHA-256 of the weights), ``model.safetensors`` and ``normalization/{mean,std}.np
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motionmillion.evaluation.config import EvaluatorConfig
 from motionmillion.motion.normalization import Normalizer
 from motionmillion.motion.representation import FEATURE_DIM, InvalidMotionError
 from motionmillion.utils.model_folder import (
@@ -40,40 +41,6 @@ log = logging.getLogger(__name__)
 
 MODEL_TYPE = "motionmillion-evaluator"
 NORMALIZATION_DIR = "normalization"
-
-
-@dataclass
-class EvaluatorConfig:
-    latent_dim: int = 256
-    text_layers: int = 2
-    motion_layers: int = 4
-    num_heads: int = 4
-    ffn_dim: int = 512
-    dropout: float = 0.1
-    patch_frames: int = 4  # frames per motion token
-    max_frames: int = 300  # longer motions are centre-cropped to this
-    text_encoder: str = "bundled:all-MiniLM-L6-v2"
-    text_max_length: int = 64
-    text_dim: int = 384  # hidden size of the text encoder
-
-    @property
-    def max_motion_tokens(self) -> int:
-        return -(-self.max_frames // self.patch_frames)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EvaluatorConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-PRESETS: dict[str, EvaluatorConfig] = {
-    "tiny": EvaluatorConfig(latent_dim=64, text_layers=1, motion_layers=1, num_heads=2, ffn_dim=128),
-    # CPU-sized default: ~0.8M trainable parameters, ~0.6 s per batch of 64 on one busy core.
-    "small": EvaluatorConfig(latent_dim=128, text_layers=2, motion_layers=2, num_heads=4, ffn_dim=256, patch_frames=8),
-    "base": EvaluatorConfig(latent_dim=256, text_layers=2, motion_layers=4, num_heads=4, ffn_dim=512, patch_frames=4),
-    # The reference's shape (latent 512, 4 layers each side); needs a GPU to train in reasonable time.
-    "paper": EvaluatorConfig(latent_dim=512, text_layers=4, motion_layers=4, num_heads=4, ffn_dim=1024, patch_frames=1),
-}
 
 
 class SequenceEncoder(nn.Module):

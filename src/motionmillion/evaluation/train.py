@@ -2,9 +2,10 @@
 
 ``train_evaluator(dataset_root, run_dir, config)`` reads the dataset (contracts 2/3), caches the frozen
 text encoder's token features once per distinct caption, trains with a symmetric InfoNCE loss on
-cosine similarities (temperature 0.1), keeps the checkpoint with the best validation retrieval, and
-writes the evaluator folder plus ``metrics.json`` with test retrieval recall@1/5/10, R-precision
-among 32 and real-vs-real sanity figures. It resumes from ``run_dir/checkpoints`` after an interruption.
+cosine similarities (temperature 0.1), validates every ``eval_every`` steps and keeps the weights with the
+best validation retrieval, and writes the evaluator folder plus ``metrics.json`` with test retrieval
+recall@1/5/10, R-precision among 32 and real-vs-real sanity figures. It resumes from ``run_dir/checkpoints``
+after an interruption and then ends with the same weights as an uninterrupted run.
 
 Negatives: inside a batch, pair (i, j) is not used as a negative when the two captions are near
 duplicates (cosine of their mean-pooled sentence embeddings > ``duplicate_threshold``) or the two
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,49 +24,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motionmillion.evaluation.evaluator import (
-    PRESETS,
-    EvaluatorConfig,
-    Evaluator,
-    EvaluatorModel,
-    crop_to_max,
-    pad_motions,
-)
 from motionmillion.evaluation import metrics
+from motionmillion.evaluation.config import PRESETS, RunConfig, TrainConfig
+from motionmillion.evaluation.evaluator import Evaluator, EvaluatorModel, crop_to_max, pad_motions
 from motionmillion.motion.normalization import Normalizer
 from motionmillion.text import TextFeatureCache
-from motionmillion.training import Checkpoints, RunLog, check_resume, lr_at
+from motionmillion.training import Checkpoints, RunLog, TimeBudget, check_resume, preset, resolve_mixed_precision
 from motionmillion.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainConfig:
-    preset: str = "small"  # the EvaluatorConfig preset (the `model` section; `--set latent_dim=...` changes it)
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    temperature: float = 0.1
-    duplicate_threshold: float = 0.85
-    crop_prob: float = 0.5  # random contiguous crop keeping at least crop_min of the clip
-    crop_min: float = 0.8
-    split_kind: str = "t2m_60_300"
-    seed: int = 0
-    max_minutes: float = 0.0  # stop (and finish normally) after this much training time (0 = no limit)
-    keep_checkpoints: int = 2
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown evaluator preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"bad training sizes: epochs={self.epochs} batch_size={self.batch_size} lr={self.lr}")
-
-
-# Fields that may change when a run is resumed: a longer run or another time budget.
-RESUMABLE_CHANGES = {"epochs", "max_minutes", "keep_checkpoints"}
+# Training fields that may change when a run is resumed (they do not change what a step computes).
+RESUMABLE_CHANGES = {"steps", "max_minutes", "log_every", "eval_every", "save_every", "keep_checkpoints"}
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -195,14 +164,16 @@ def _augment(motion: np.ndarray, rng: np.random.Generator, config: TrainConfig, 
 
 
 class EvaluatorTrainer:
-    """setup (clips, text cache, model, resume) -> fit (epochs; validate after each, keep the best) ->
-    finalize (the evaluator folder + metrics.json). Checkpoints: motionmillion.training.Checkpoints."""
+    """setup (clips, text cache, model, resume) -> fit (validate every eval_every steps, keep the best) ->
+    finalize (the evaluator folder + metrics.json). Checkpoints: motionmillion.training.Checkpoints.
 
-    def __init__(self, dataset_root, run_dir: str | Path, config: TrainConfig, model_config: EvaluatorConfig,
-                 splits: dict[str, ClipSet] | None = None, normalizer: Normalizer | None = None,
-                 progress: bool = True) -> None:  # fmt: skip
+    Batches go through the train clips epoch by epoch. An epoch's order, caption picks, crops and dropout
+    come from generators seeded by (seed, epoch); a checkpoint inside an epoch stores their states."""
+
+    def __init__(self, dataset_root, run_dir: str | Path, config: RunConfig, splits: dict[str, ClipSet] | None = None,
+                 normalizer: Normalizer | None = None, progress: bool = True) -> None:  # fmt: skip
         self.dataset_root, self.run_dir = dataset_root, Path(run_dir)
-        self.config, self.model_config = config, model_config
+        self.config, self.model_config = config.train, config.model
         self.splits, self.normalizer, self.progress = splits, normalizer, progress
 
     def setup(self) -> EvaluatorTrainer:
@@ -227,69 +198,87 @@ class EvaluatorTrainer:
 
         torch.manual_seed(config.seed)
         self.model = EvaluatorModel(self.model_config)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
+                                           weight_decay=config.weight_decay)  # fmt: skip
         self.steps_per_epoch = max(1, len(self.train_clips) // config.batch_size)
-        self.state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "best_score": -1.0, "best_epoch": -1, "history": []}
+        self.state = {"step": 0, "elapsed_seconds": 0.0, "best_score": -1.0, "best_step": -1, "history": []}
+        self.order, self.resumed_rng = None, None
         self.checkpoints = Checkpoints(run_dir, config.keep_checkpoints)
-        run_config = {"model": asdict(self.model_config), "train": asdict(config)}
+        self.run_config = RunConfig(self.model_config, config).to_dict()
         resume = self.checkpoints.latest()
+        recorded = None
         if resume is not None:
             folder, state = resume
-            check_resume(state["run_config"], run_config, folder / "trainer_state.json", RESUMABLE_CHANGES)
-            self._load(folder)
-            self.state = {k: v for k, v in state.items() if k not in ("run_config",)}
-            log.info("resumed from epoch %d (step %d)", self.state["epoch"], self.state["step"])
-        self.run_config = run_config
-        log.info("evaluator %s: %.2fM trainable parameters", config.preset,
-                 sum(p.numel() for p in self.model.parameters()) / 1e6)  # fmt: skip
+            state_file = folder / "trainer_state.json"
+            saved = RunConfig.from_dict(_upgrade_run_config(state["run_config"], self.steps_per_epoch), state_file)
+            check_resume(saved.to_dict(), self.run_config, state_file, RESUMABLE_CHANGES)
+            self._load(folder, state)
+            recorded = state.get("mixed_precision")
+            progress = {k: v for k, v in state.items() if k not in ("run_config", "mixed_precision", "numpy_rng")}
+            self.state = _upgrade_state(progress, self.steps_per_epoch)
+            log.info("resumed at step %d", self.state["step"])
+        self.mixed = resolve_mixed_precision(config.mixed_precision, recorded)
+        log.info("evaluator: %.2fM trainable parameters, %d steps per epoch, mixed precision %s",
+                 sum(p.numel() for p in self.model.parameters()) / 1e6, self.steps_per_epoch, self.mixed)  # fmt: skip
         return self
 
     def fit(self) -> dict:
         from tqdm.auto import tqdm
 
         config, state = self.config, self.state
-        total_steps = self.steps_per_epoch * config.epochs
-        started = time.time() - state["elapsed_s"]
-        for epoch in range(state["epoch"], config.epochs):
-            if config.max_minutes and state["elapsed_s"] > config.max_minutes * 60:
-                log.info("time budget of %.1f min reached after %d epochs", config.max_minutes, epoch)
-                break
-            self.model.train()
-            # Batches and dropout masks depend only on (seed, epoch), so a resumed run repeats them exactly.
-            rng = np.random.default_rng(config.seed * 1000 + epoch)
-            torch.manual_seed(config.seed * 1000 + epoch)
-            order = rng.permutation(len(self.train_clips))
-            bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
-                       leave=False)  # fmt: skip
-            losses = []
-            for b in bar:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr_at(state["step"], config.lr, total_steps, config.warmup_steps)
-                loss = self._loss(order[b * config.batch_size : (b + 1) * config.batch_size], rng)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                self.optimizer.step()
-                state["step"] += 1
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            val_report = self.validate()
-            score = (val_report["dedup_t2m@5"] + val_report["dedup_m2t@5"]) / 2
-            state["elapsed_s"], state["epoch"] = time.time() - started, epoch + 1
-            state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_score": score,
-                                     "val_t2m@5": val_report["t2m@5"], "elapsed_s": round(state["elapsed_s"], 1)})
-            self.run_log.scalars({"loss": float(np.mean(losses)), "val_score": score}, state["step"])
-            log.info("epoch %d loss %.4f val dedup R@5 %.3f (t2m@1 %.3f, t2m@5 %.3f, m2t@5 %.3f) %.0fs",
-                     epoch + 1, np.mean(losses), score, val_report["t2m@1"], val_report["t2m@5"], val_report["m2t@5"],
-                     state["elapsed_s"])  # fmt: skip
-            if score > state["best_score"]:
-                state["best_score"], state["best_epoch"] = score, epoch + 1
-                _save_tensors(self.run_dir / "best.safetensors", self.model.state_dict())
-            self.save_checkpoint()
+        self.budget = TimeBudget(config.max_minutes, state["elapsed_seconds"])
+        bar = tqdm(total=config.steps, initial=state["step"], desc="evaluator", disable=not self.progress, leave=False)
+        losses, logged, time_up = [], 0, False
+        self.model.train()
+        while state["step"] < config.steps and not time_up:
+            epoch, batch = divmod(state["step"], self.steps_per_epoch)
+            if batch == 0 or self.order is None:
+                self._start_epoch(epoch, None if batch == 0 else self.resumed_rng)
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.learning_rate(state["step"])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mixed == "bf16"):
+                loss = self._loss(self.order[batch * config.batch_size : (batch + 1) * config.batch_size], self.rng)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            state["step"] += 1
+            step = state["step"]
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            state["elapsed_seconds"], time_up = self.budget.check()
+            if step % config.log_every == 0:
+                mean = float(np.mean(losses[logged:]))
+                logged = len(losses)
+                self.run_log.scalars({"loss": mean, "lr": self.optimizer.param_groups[0]["lr"]}, step)
+                log.info("step %d loss %.4f lr %.3e", step, mean, self.optimizer.param_groups[0]["lr"])
+            if (config.eval_every and step % config.eval_every == 0) or step == config.steps or time_up:
+                self.evaluate(losses)
+                losses, logged = [], 0
+            if step % config.save_every == 0 or step == config.steps or time_up:
+                self.save_checkpoint()
+            if time_up:
+                log.info("time budget of %.1f min reached at step %d", config.max_minutes, step)
+        bar.close()
+        if not state["history"] or state["history"][-1]["step"] != state["step"]:
+            self.evaluate(losses)  # a resumed run that had ended before its last validation
         report = finalize(self.run_dir, self.model, self.splits, self.cache, self.normalizer, config, state,
                           self.dataset_root)  # fmt: skip
         self.run_log.close()
         return report
+
+    def _start_epoch(self, epoch: int, resumed: dict | None) -> None:
+        """The epoch's generators and clip order; ``resumed``: a checkpoint's generator states inside the epoch."""
+        seed = self.config.seed * 1000 + epoch
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.train_clips))
+        if resumed is None:
+            torch.manual_seed(seed)
+        else:
+            self.rng.bit_generator.state = resumed["numpy"]
+            torch.set_rng_state(resumed["torch"])
 
     def _loss(self, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         config, clips = self.config, self.train_clips
@@ -303,6 +292,22 @@ class EvaluatorTrainer:
     def validate(self) -> dict[str, float]:
         return retrieval_report(self.model, self.val_clips, self.cache, self.normalizer, self.config.duplicate_threshold)
 
+    def evaluate(self, losses: list[float]) -> None:
+        """Validate, record, and keep the weights if they score best so far (``best.safetensors``)."""
+        state, step = self.state, self.state["step"]
+        val_report = self.validate()
+        self.model.train()
+        score = (val_report["dedup_t2m@5"] + val_report["dedup_m2t@5"]) / 2
+        loss = float(np.mean(losses)) if losses else float("nan")
+        state["history"].append({"step": step, "loss": loss, "val_score": score, "val_t2m@5": val_report["t2m@5"],
+                                 "elapsed_seconds": round(state["elapsed_seconds"], 1)})  # fmt: skip
+        self.run_log.scalars({"score": score, "t2m@5": val_report["t2m@5"]}, step, prefix="val")
+        log.info("step %d loss %.4f val dedup R@5 %.3f (t2m@1 %.3f, t2m@5 %.3f, m2t@5 %.3f) %.0fs", step, loss, score,
+                 val_report["t2m@1"], val_report["t2m@5"], val_report["m2t@5"], state["elapsed_seconds"])  # fmt: skip
+        if score > state["best_score"]:
+            state["best_score"], state["best_step"] = score, step
+            _save_tensors(self.run_dir / "best.safetensors", self.model.state_dict())
+
     def save_checkpoint(self) -> None:
         def write(folder: Path) -> None:
             _save_tensors(folder / "model.safetensors", self.model.state_dict())
@@ -311,10 +316,12 @@ class EvaluatorTrainer:
                        for pid, s in opt["state"].items() for key, value in s.items()}  # fmt: skip
             _save_tensors(folder / "optimizer.safetensors", tensors)
             atomic_write_json(folder / "param_groups.json", opt["param_groups"])
+            _save_tensors(folder / "rng.safetensors", {"torch": torch.get_rng_state()})
 
-        self.checkpoints.save(self.state["step"], write, {**self.state, "run_config": self.run_config})
+        extra = {"mixed_precision": self.mixed, "numpy_rng": self.rng.bit_generator.state, "run_config": self.run_config}
+        self.checkpoints.save(self.state["step"], write, {**self.state, **extra})
 
-    def _load(self, folder: Path) -> None:
+    def _load(self, folder: Path, state: dict) -> None:
         from safetensors.torch import load_file
 
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
@@ -324,6 +331,35 @@ class EvaluatorTrainer:
             opt_state.setdefault(int(pid), {})[name] = value.reshape(()) if name == "step" else value
         groups = json.loads((folder / "param_groups.json").read_text(encoding="utf-8"))
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        if (folder / "rng.safetensors").is_file() and "numpy_rng" in state:
+            torch_rng = load_file(str(folder / "rng.safetensors"))["torch"]
+            self.resumed_rng = {"numpy": state["numpy_rng"], "torch": torch_rng}
+        elif state["step"] % self.steps_per_epoch:  # checkpoints of older versions all lie at epoch ends
+            raise ValueError(f"{folder}: a checkpoint inside an epoch without rng.safetensors; use a new --out folder")
+
+
+# Runs started when the evaluator counted epochs (one validation and one checkpoint after each) keep
+# resuming: their epochs become steps (an epoch is steps_per_epoch steps, as then), their other settings
+# were today's defaults or are resumable.
+def _upgrade_run_config(run_config: dict, steps_per_epoch: int) -> dict:
+    train = dict(run_config["train"])
+    if "epochs" in train:
+        train["steps"] = train.pop("epochs") * steps_per_epoch
+        train.setdefault("eval_every", steps_per_epoch)
+        train.setdefault("save_every", steps_per_epoch)
+    return {**run_config, "train": train}
+
+
+def _upgrade_state(state: dict, steps_per_epoch: int) -> dict:
+    if "best_epoch" in state:
+        state["best_step"] = state.pop("best_epoch") * steps_per_epoch
+    state.pop("epoch", None)
+    for entry in [state, *state["history"]]:
+        if "elapsed_s" in entry:
+            entry["elapsed_seconds"] = entry.pop("elapsed_s")
+        if "epoch" in entry:
+            entry["step"] = entry.pop("epoch") * steps_per_epoch
+    return state
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -333,18 +369,16 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
 
 
-def train_evaluator(dataset_root: str | Path, run_dir: str | Path, config: TrainConfig | None = None,
-                    model_config: EvaluatorConfig | None = None, splits: dict[str, ClipSet] | None = None,
-                    normalizer: Normalizer | None = None, progress: bool = True) -> dict:
+def train_evaluator(dataset_root: str | Path, run_dir: str | Path, config: RunConfig | None = None,
+                    splits: dict[str, ClipSet] | None = None, normalizer: Normalizer | None = None,
+                    progress: bool = True) -> dict:
     """Train (or resume) an evaluator into ``run_dir``; returns the metrics dictionary it writes.
 
-    ``model_config`` defaults to the preset named by ``config.preset``. ``splits``/``normalizer`` may be
-    given directly (tests, other sources); otherwise train/val/test of ``config.split_kind`` are read
-    from ``dataset_root``.
+    ``config`` defaults to the ``small`` preset. ``splits``/``normalizer`` may be given directly (tests,
+    other sources); otherwise train/val/test of ``config.train.split_kind`` are read from ``dataset_root``.
     """
-    config = config or TrainConfig()
-    model_config = model_config or PRESETS[config.preset]
-    return EvaluatorTrainer(dataset_root, run_dir, config, model_config, splits, normalizer, progress).setup().fit()
+    config = config or preset(PRESETS, "small")
+    return EvaluatorTrainer(dataset_root, run_dir, config, splits, normalizer, progress).setup().fit()
 
 
 def finalize(run_dir: Path, model: EvaluatorModel, splits: dict[str, ClipSet], cache: TextFeatureCache,
@@ -365,10 +399,10 @@ def finalize(run_dir: Path, model: EvaluatorModel, splits: dict[str, ClipSet], c
         "diversity_real_test": metrics.diversity(test_motion, seed=config.seed),
         "r_precision_chance_top1": 1 / 32,
     }
-    report["training"] = {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "steps": state["step"],
-                          "elapsed_s": round(state["elapsed_s"], 1), "history": state["history"]}
+    report["training"] = {"steps": state["step"], "best_step": state["best_step"],
+                          "elapsed_seconds": round(state["elapsed_seconds"], 1), "history": state["history"]}
     extra = {"training": {"dataset": str(dataset_root), "train_config": asdict(config),
-                          "best_epoch": state["best_epoch"], "test": report["test"]}}
+                          "best_step": state["best_step"], "test": report["test"]}}
     report["weights_sha256"] = Evaluator(model, normalizer).save_pretrained(run_dir, extra=extra)
     atomic_write_json(run_dir / "metrics.json", report)
     return report

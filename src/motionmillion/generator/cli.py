@@ -23,13 +23,14 @@ def train_command(
     """Train the generator on encoded tokens (run under `accelerate launch` for several processes)."""
     import torch
 
-    from motionmillion.generator.config import TrainConfig, apply_overrides, generator_preset
+    from motionmillion.generator.config import PRESETS
     from motionmillion.generator.train import train
+    from motionmillion.training import apply_overrides, preset
 
-    model_config, train_config = apply_overrides(generator_preset(config), TrainConfig(), set_ or [])
+    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
     if threads > 0:
         torch.set_num_threads(threads)
-    result = train(model_config, train_config, tokens, out, cpu=cpu)
+    result = train(run_config, tokens, out, cpu=cpu)
     typer.echo(f"generator written to {result}")
 
 

@@ -1,4 +1,4 @@
-"""Typed configs for the text-to-motion prefix-LM: model presets and training settings.
+"""Typed configs for the text-to-motion prefix-LM: model shape, training settings and presets.
 
 The paper's presets (``llama_configs`` in the reference ``model_hf.py``) keep their exact shapes;
 ``cpu-tiny`` / ``cpu-small`` are sized for tests and CPU training. ``codebook_size`` and ``text_dim``
@@ -8,11 +8,12 @@ come from the tokenizer and the text encoder, so a preset only fixes the transfo
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from motionmillion import training
 from motionmillion.text.encoders import DEFAULT_TEXT_ENCODER
-from motionmillion.training import MIXED_PRECISION, check_choice
+from motionmillion.training import config_from_dict
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -92,59 +93,27 @@ class GeneratorConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {unknown}")
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-# name -> (n_layer, n_head, n_embd). Paper shapes from the fact sheet, table 4.2.
-PRESETS: dict[str, tuple[int, int, int]] = {
-    "cpu-tiny": (4, 6, 192),
-    "cpu-small": (8, 6, 384),
-    "44M": (8, 8, 512),
-    "111M": (12, 12, 768),
-    "343M": (24, 16, 1024),
-    "775M": (36, 20, 1280),
-    "1B": (48, 24, 1536),
-    "3B": (24, 32, 3200),
-    "5B": (24, 32, 4096),
-    "7B": (36, 32, 4096),
-}
-DEFAULT_PRESET = "cpu-small"
-
-
-def generator_preset(name: str, **overrides: Any) -> GeneratorConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown generator preset {name!r}; choose one of {', '.join(PRESETS)}")
-    n_layer, n_head, n_embd = PRESETS[name]
-    return GeneratorConfig(preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, **overrides)
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> GeneratorConfig:
+        return config_from_dict(cls, data, source)
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation settings. Defaults follow the paper (AdamW, 4e-4 peak, warm-up + cosine) scaled to CPU."""
+class TrainConfig(training.TrainConfig):
+    """The generator's training settings: the shared ones (motionmillion.training.TrainConfig) with the
+    paper's optimiser (AdamW, 4e-4 peak, warm-up + cosine) scaled to CPU, and the generator's own below."""
 
     steps: int = 3000
     batch_size: int = 32  # per process
     lr: float = 4e-4
-    min_lr_ratio: float = 0.0
     warmup_steps: int = 300  # the reference hard-codes 12,000 of 240,000; here it comes from the config
     weight_decay: float = 1e-6
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
     grad_clip: float = 1.0
-    token_aug_prob: float = 1 / 3  # drop one token at the head or tail, as the reference dataset does
-    mixed_precision: str = "auto"  # "auto" | "bf16" | "no"
-    compile: bool = False  # torch.compile each Block (generator/parallelize.py); worth it on GPUs
-    seed: int = 123
     log_every: int = 10
     save_every: int = 500
-    keep_checkpoints: int = 2
-    val_every: int = 0  # 0 = only at the end; > 0 also keeps the lowest-val-loss weights in generator_best/
-    val_batches: int = 4  # batches of the val split per validation (enough to cover it for model selection)
+    eval_every: int = 0  # validation loss every N steps; > 0 also keeps the lowest-val-loss weights in generator_best/
+    eval_batches: int = 4  # batches of the val split per validation (enough to cover it for model selection)
+    token_aug_prob: float = 1 / 3  # drop one token at the head or tail, as the reference dataset does
+    compile: bool = False  # torch.compile each Block (generator/parallelize.py); worth it on GPUs
     text_encoder: str = DEFAULT_TEXT_ENCODER
     text_max_length: int = 150
     split: str = "train"
@@ -158,33 +127,43 @@ class TrainConfig:
     context_prob: float = 0.0
     max_context_tokens: int = 8
 
+    # val_batches: the generator's name for eval_batches before the trainers shared their field names.
+    LEGACY_NAMES: ClassVar[dict[str, str | None]] = {**training.TrainConfig.LEGACY_NAMES, "val_batches": "eval_batches"}
+
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # JSON gives lists
+        super().__post_init__()
         if not 0.0 <= self.stratum_alpha <= 1.0:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.stratum_levels < 0:
             raise ValueError(f"stratum_levels must be >= 0, got {self.stratum_levels}")
         if not 0.0 <= self.context_prob <= 1.0 or self.max_context_tokens < 1:
             raise ValueError("context_prob must be in [0, 1] and max_context_tokens >= 1")
-        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        for name in ("steps", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.warmup_steps < 0 or not 0 <= self.token_aug_prob <= 1:
-            raise ValueError("warmup_steps must be >= 0 and token_aug_prob in [0, 1]")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        if not 0 <= self.token_aug_prob <= 1 or self.eval_batches < 1:
+            raise ValueError("token_aug_prob must be in [0, 1] and eval_batches >= 1")
 
 
-def apply_overrides(model: GeneratorConfig, train: TrainConfig, overrides: list[str]) -> tuple[GeneratorConfig, TrainConfig]:
-    """``key=value`` / ``model.key=value`` / ``train.key=value`` overrides (motionmillion.training syntax)."""
-    from motionmillion.training import apply_overrides as apply
+@dataclass
+class RunConfig(training.RunConfig):
+    STAGE: ClassVar[str] = "generator"
+    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
-    sections = apply({"model": model, "train": train}, overrides)
-    return sections["model"], sections["train"]
+
+def _shape(name: str, n_layer: int, n_head: int, n_embd: int) -> RunConfig:
+    return RunConfig(model=GeneratorConfig(preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd))
 
 
-__all__ = [
-    "DEFAULT_PRESET", "PRESETS", "GeneratorConfig", "TrainConfig", "apply_overrides", "generator_preset", "round_up",
-]  # fmt: skip
+# The generator's presets: ``motionmillion.training.preset(PRESETS, name)`` gives a copy to change. They
+# differ in the transformer's shape only; paper shapes from the fact sheet, table 4.2.
+PRESETS: dict[str, RunConfig] = {
+    "cpu-tiny": _shape("cpu-tiny", 4, 6, 192),
+    "cpu-small": _shape("cpu-small", 8, 6, 384),
+    "44M": _shape("44M", 8, 8, 512),
+    "111M": _shape("111M", 12, 12, 768),
+    "343M": _shape("343M", 24, 16, 1024),
+    "775M": _shape("775M", 36, 20, 1280),
+    "1B": _shape("1B", 48, 24, 1536),
+    "3B": _shape("3B", 24, 32, 3200),
+    "5B": _shape("5B", 24, 32, 4096),
+    "7B": _shape("7B", 36, 32, 4096),
+}

@@ -75,13 +75,13 @@ def convert_state_dict(
     n_layer = len(layers)
     if layers != set(range(n_layer)):
         raise PaperCheckpointError(f"layer indices are not contiguous: {sorted(layers)}")
-    preset = next((name for name, shape in PRESETS.items() if shape[0] == n_layer and shape[2] == n_embd), None)
+    preset = next((name for name, run in PRESETS.items() if (run.model.n_layer, run.model.n_embd) == (n_layer, n_embd)), None)
     if n_head is None:
         if preset is None:
             raise PaperCheckpointError(
                 f"{n_layer} layers x {n_embd} is not a paper preset: pass n_head explicitly"
             )
-        n_head = PRESETS[preset][1]
+        n_head = PRESETS[preset].model.n_head
     config = GeneratorConfig(
         preset=preset or "custom", n_layer=n_layer, n_head=n_head, n_embd=int(n_embd),
         codebook_size=int(vocab_size) - 2, text_dim=int(state["llama_proj.weight"].shape[1]),

@@ -13,7 +13,7 @@ weights as an uninterrupted run; a changed config is refused.
 
 RUN/
   generator/{config.json, model.safetensors}     the trained model (what a pipeline folder holds)
-  generator_best/                                the lowest-val-loss weights (with val_every > 0)
+  generator_best/                                the lowest-val-loss weights (with eval_every > 0)
   run.json                                       settings, codebook, frames_per_token, text encoder
   checkpoints/step_<N>/ + checkpoints/latest.json  resumable state (accelerate.save_state; under FSDP
                                                  model.safetensors + optimizer.safetensors/.json, full)
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from motionmillion.generator.config import GeneratorConfig, TrainConfig
+from motionmillion.generator.config import RunConfig
 from motionmillion.generator.data import TokenDataset, open_encoded
 from motionmillion.generator.model import MotionGPT
 from motionmillion.generator.parallelize import (
@@ -44,28 +44,22 @@ from motionmillion.generator.parallelize import (
     save_full_checkpoint,
 )
 from motionmillion.text import TextFeatureCache
-from motionmillion.training import Checkpoints, RunLog, check_resume, lr_at, resolve_mixed_precision
+from motionmillion.training import Checkpoints, RunLog, TimeBudget, check_resume, resolve_mixed_precision
 from motionmillion.utils.io import atomic_write_json
 
 log = logging.getLogger("motionmillion.generator.train")
 
 # Training fields that may change when a run is resumed (they do not change what a step computes).
-RESUMABLE_CHANGES = {"steps", "log_every", "save_every", "keep_checkpoints", "val_every", "val_batches"}
-
-
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine down to ``min_lr_ratio * lr``."""
-    return lr_at(step, config.lr, config.steps, config.warmup_steps, "cosine", config.min_lr_ratio)
+RESUMABLE_CHANGES = {"steps", "max_minutes", "log_every", "save_every", "keep_checkpoints", "eval_every", "eval_batches"}
 
 
 class GeneratorTrainer:
     """setup (accelerate, data, text cache, model, resume) -> fit (the loop) -> validate / save as it goes."""
 
-    def __init__(self, model_config: GeneratorConfig, train_config: TrainConfig, tokens: str | Path, out: str | Path,
-                 cpu: bool = False) -> None:  # fmt: skip
-        self.model_config, self.train_config = model_config, train_config
+    def __init__(self, config: RunConfig, tokens: str | Path, out: str | Path, cpu: bool = False) -> None:
+        self.model_config, self.train_config = config.model, config.train
         self.tokens, self.out, self.cpu = Path(tokens), Path(out), cpu
-        self.start_step = 0
+        self.start_step, self.elapsed_before = 0, 0.0
 
     # ------------------------------------------------------------ setup
     def setup(self) -> GeneratorTrainer:
@@ -147,8 +141,9 @@ class GeneratorTrainer:
         run_json = self.out / "run.json"
         if self.resume is not None and run_json.is_file():
             saved = json.loads(run_json.read_text(encoding="utf-8"))
-            check_resume({"model": saved["model"], "train": saved["train"]},
-                         {"model": run_info["model"], "train": run_info["train"]}, run_json, RESUMABLE_CHANGES)  # fmt: skip
+            # Read as a RunConfig, so a run.json of an older version (val_every, no schedule ...) compares by meaning.
+            saved = RunConfig.from_dict({"model": saved["model"], "train": saved["train"]}, run_json).to_dict()
+            check_resume(saved, {"model": run_info["model"], "train": run_info["train"]}, run_json, RESUMABLE_CHANGES)
         if self.is_main:
             atomic_write_json(run_json, run_info)
 
@@ -182,6 +177,7 @@ class GeneratorTrainer:
             else:
                 accelerator.load_state(str(folder))
             self.start_step = int(state["step"])
+            self.elapsed_before = float(state.get("elapsed_seconds", 0.0))  # checkpoints before max_minutes: none
             log.info("resumed from %s at step %d", folder, self.start_step)
         log.info("model %s: %.2fM parameters; %d training items; %d processes; mixed precision %s",
                  model_config.preset, accelerator.unwrap_model(model).num_parameters() / 1e6, len(self.data),
@@ -201,9 +197,10 @@ class GeneratorTrainer:
         rank, world = accelerator.process_index, accelerator.num_processes
         model.train()
         started, loss_sum, loss_count = time.time(), 0.0, 0
-        validated_at = None
+        self.budget = TimeBudget(train_config.max_minutes, self.elapsed_before, accelerator)
+        validated_at, done, time_up = None, self.start_step, False
         for step in range(self.start_step, end_step):
-            lr = learning_rate(step, train_config)
+            lr = train_config.learning_rate(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = data.make_batch(
@@ -232,22 +229,28 @@ class GeneratorTrainer:
                     log.info("step %d loss %.4f lr %.3e (%.1f steps/s)", done, mean_loss, lr,
                              (done - self.start_step) / (time.time() - started))  # fmt: skip
             bar.update(1)
-            if self.val_data is not None and train_config.val_every and done % train_config.val_every == 0:
+            if self.val_data is not None and train_config.eval_every and done % train_config.eval_every == 0:
                 self.keep_if_best(done, self.validate(done))
                 validated_at = done
-            if done % train_config.save_every == 0 or done == end_step:
+            # rank 0's clock decides, so every rank stops at the same step (no collective without a budget)
+            time_up = train_config.max_minutes > 0 and self.budget.check()[1]
+            if done % train_config.save_every == 0 or done == end_step or time_up:
                 self.save_checkpoint(done)
+            if time_up:
+                log.info("time limit %.1f min reached at step %d", train_config.max_minutes, done)
+                break
         bar.close()
-        if end_step == train_config.steps and self.val_data is not None and validated_at != end_step:
-            # A run shorter than val_every (or ending between validations) is validated at its end, so
-            # generator_best/ exists whenever val_every is on.
-            value = self.validate(end_step)
-            if train_config.val_every:
-                self.keep_if_best(end_step, value)
+        finished = done == train_config.steps or time_up  # not a planned interruption (max_steps_this_run)
+        if finished and self.val_data is not None and validated_at != done:
+            # A run shorter than eval_every (or ending between validations) is validated at its end, so
+            # generator_best/ exists whenever eval_every is on.
+            value = self.validate(done)
+            if train_config.eval_every:
+                self.keep_if_best(done, value)
         if on_finish is not None:
             on_finish(model, accelerator)
         self.save_model(self.out / "generator")
-        log.info("saved %s after step %d", self.out / "generator", end_step)
+        log.info("saved %s after step %d", self.out / "generator", done)
         self.run_log.close()
         accelerator.wait_for_everyone()
         accelerator.end_training()
@@ -256,11 +259,11 @@ class GeneratorTrainer:
     # ------------------------------------------------------------ validate / save
     @torch.no_grad()
     def validate(self, step: int) -> float:
-        """Mean next-token loss over ``val_batches`` fixed val batches (same on every rank, no augmentation)."""
+        """Mean next-token loss over ``eval_batches`` fixed val batches (same on every rank, no augmentation)."""
         accelerator, train_config, model, device = self.accelerator, self.train_config, self.model, self.accelerator.device
         model.eval()
         losses = []
-        for i in range(min(train_config.val_batches, math.ceil(len(self.val_data) / train_config.batch_size))):
+        for i in range(min(train_config.eval_batches, math.ceil(len(self.val_data) / train_config.batch_size))):
             batch = self.val_data.make_batch(self.cache, 0, i, 0, 1, train_config.batch_size, 0.0, 0.0, augment=False)
             with accelerator.autocast():
                 logits = model(batch.text_features.to(device), batch.text_mask.to(device), batch.tokens.to(device),
@@ -303,13 +306,13 @@ class GeneratorTrainer:
             else:
                 accelerator.save_state(str(folder), safe_serialization=True)
 
-        self.checkpoints.save(step, write, {"num_processes": accelerator.num_processes, "mixed_precision": self.mixed},
-                              self.is_main, accelerator.wait_for_everyone)  # fmt: skip
+        state = {"num_processes": accelerator.num_processes, "mixed_precision": self.mixed,
+                 "elapsed_seconds": self.budget.elapsed()}  # fmt: skip
+        self.checkpoints.save(step, write, state, self.is_main, accelerator.wait_for_everyone)
 
 
 def train(
-    model_config: GeneratorConfig,
-    train_config: TrainConfig,
+    config: RunConfig,
     tokens: str | Path,
     out: str | Path,
     cpu: bool = False,
@@ -321,5 +324,5 @@ def train(
     ``max_steps_this_run`` stops early after that many steps (a planned interruption, used by tests).
     ``on_finish(model, accelerator)`` runs on every rank after the last step (e.g. to compare ranks).
     """
-    trainer = GeneratorTrainer(model_config, train_config, tokens, out, cpu).setup()
+    trainer = GeneratorTrainer(config, tokens, out, cpu).setup()
     return trainer.fit(max_steps_this_run, on_finish)

@@ -27,10 +27,11 @@ def train_command(
     """Train a tokenizer (works unchanged under `accelerate launch`)."""
     import torch
 
-    from motionmillion.tokenizer.config import apply_overrides, get_preset
+    from motionmillion.tokenizer.config import PRESETS
     from motionmillion.tokenizer.train import train
+    from motionmillion.training import apply_overrides, preset
 
-    run_config = apply_overrides(get_preset(config), set_ or [])
+    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
     if threads > 0:
         torch.set_num_threads(threads)
     train(run_config, data, out, progress=progress)

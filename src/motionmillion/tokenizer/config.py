@@ -2,18 +2,20 @@
 
 A preset name means the same thing everywhere: ``paper`` is the released MotionMillion FSQ-VAE
 (512 wide, FSQ [8,8,8,5,5,5] = 64,000 codes, 2 frames per token, no patch), ``small`` is our CPU
-preset, ``tiny`` exists for tests. Any field can be overridden with ``section.field=value``.
+preset, ``tiny`` exists for tests. ``motionmillion.training.preset(PRESETS, name)`` gives one to change and
+``motionmillion.training.apply_overrides`` overrides any field with ``section.field=value``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
+from motionmillion import training
 from motionmillion.motion.representation import FEATURE_DIM
-from motionmillion.training import MIXED_PRECISION, SCHEDULES, apply_overrides as _apply_overrides, check_choice
+from motionmillion.training import check_choice, config_from_dict
 
 PATCH_METHODS = ("haar", "db2", "rearrange")
 
@@ -85,27 +87,23 @@ class LossConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(training.TrainConfig):
+    """The tokenizer's training settings: the shared ones (motionmillion.training.TrainConfig) with the
+    paper's values as defaults, and the tokenizer's own below them."""
+
+    steps: int = 6_048_000
     batch_size: int = 64  # per process
-    window: int = 96  # frames per training window
     lr: float = 5e-5
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
     warmup_steps: int = 48_000
-    schedule: str = "multistep"  # after warm-up: cosine to min_lr_ratio, multistep, or constant
+    schedule: str = "multistep"
+    min_lr_ratio: float = 0.1
     milestones: list[int] = field(default_factory=lambda: [300_000])
     gamma: float = 0.05
-    min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr
-    steps: int = 6_048_000
-    max_minutes: float = 0.0  # stop after this much training wall-clock (0 = no limit)
-    mixed_precision: str = "auto"  # auto = bf16 autocast only where it is fast; bf16 | no
-    grad_clip: float = 0.0  # max gradient norm (0 = off)
-    seed: int = 123
-    log_every: int = 50
-    eval_every: int = 3_000
-    eval_clips: int = 64  # val clips used by the periodic MPJPE (whole clips)
+    betas: tuple[float, float] = (0.9, 0.99)
+    eval_every: int = 3_000  # MPJPE of eval_clips val clips
     save_every: int = 10_000
-    keep_checkpoints: int = 2
+    window: int = 96  # frames per training window
+    eval_clips: int = 64  # val clips used by each validation's MPJPE (whole clips)
     snapshot_minutes: list[float] = field(default_factory=list)  # keep a model copy at these minutes
     # random: each window read where it lies (fast while the packed store fits in RAM); stream: shuffled
     # contiguous blocks (data/stream.py) for a packed store larger than RAM
@@ -119,23 +117,21 @@ class TrainConfig:
     decoder_only: bool = False
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # JSON gives a list
+        super().__post_init__()
         if self.decoder_only and not self.init_from:
             raise ValueError("decoder_only needs init_from (the tokenizer whose encoder and codes are kept)")
         if not 0.0 <= self.stratum_alpha <= 1.0:
             raise ValueError(f"stratum_alpha must be in [0, 1], got {self.stratum_alpha}")
         if self.stratum_alpha != 1.0 and self.reader != "random":
             raise ValueError("stratum_alpha needs reader=random (the stream reader reads contiguous blocks)")
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         check_choice("reader", self.reader, ("random", "stream"))
-        if self.batch_size < 1 or self.window < 2 or self.steps < 1 or self.lr <= 0:
-            raise ValueError(f"bad training sizes: batch_size={self.batch_size} window={self.window} "
-                             f"steps={self.steps} lr={self.lr}")  # fmt: skip
+        if self.window < 2:
+            raise ValueError(f"window must be at least 2 frames, got {self.window}")
 
 
 @dataclass
-class RunConfig:
+class RunConfig(training.RunConfig):
+    STAGE: ClassVar[str] = "tokenizer"
     model: TokenizerConfig = field(default_factory=TokenizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -145,49 +141,21 @@ class RunConfig:
         if self.train.window % fpt:
             raise ValueError(f"window {self.train.window} must be a multiple of frames_per_token {fpt}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        train = dict(data.get("train", {}))
-        if "max_steps" in train:  # runs started before the trainers shared field names
-            train["steps"] = train.pop("max_steps")
-        data = {**data, "train": train}
-        return cls(
-            model=_from_dict(TokenizerConfig, data.get("model", {})),
-            loss=_from_dict(LossConfig, data.get("loss", {})),
-            train=_from_dict(TrainConfig, data.get("train", {})),
-        )
-
-
-def _from_dict(cls, data: dict[str, Any]):
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-    return cls(**data)
-
 
 def tokenizer_config_from_dict(data: dict, path: str | Path) -> TokenizerConfig:
     """A TokenizerConfig from a saved dict (``path`` only names the file in errors)."""
     data = dict(data.get("model", data))
     derived = {key: data.pop(key) for key in ("model_type", "codebook_size", "frames_per_token") if key in data}
-    try:
-        config = _from_dict(TokenizerConfig, data)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: invalid tokenizer config: {error}") from error
+    config = config_from_dict(TokenizerConfig, data, path)
     for key in ("codebook_size", "frames_per_token"):
         if key in derived and derived[key] != getattr(config, key):
             raise ValueError(f"{path}: {key} {derived[key]} does not match the levels/patch/down_t ({getattr(config, key)})")
     return config
 
 
-def _paper() -> RunConfig:
-    return RunConfig()
-
-
-def _small() -> RunConfig:
+# The tokenizer's presets: ``motionmillion.training.preset(PRESETS, name)`` gives a copy to change.
+PRESETS: dict[str, RunConfig] = {
+    "paper": RunConfig(),
     # CPU preset (tuned in 4-minute runs on this shared 2-core machine, see the tokenizer report): a narrow
     # net, 1,000 codes, a real Haar patch of 2 frames + one 2x stage = 4 frames/token. Many small steps beat
     # few big ones here: 16 x 48-frame windows (the paper: 64 x 96); lr 2e-3 collapsed the codebook,
@@ -195,7 +163,7 @@ def _small() -> RunConfig:
     # Session 5 (10k-step trials, val MPJPE / acceleration error): windows balanced over content/style
     # strata (alpha 0.5) and mild kinematic terms gave 40.4 mm / 2,860 mm/s^2 against 42.5 / 6,562 with
     # balance alone; acceleration weight 0.02 alone: 46.5 / 2,081 (smooth but blurred).
-    return RunConfig(
+    "small": RunConfig(
         model=TokenizerConfig(levels=[8, 5, 5, 5], width=128, depth=3, dilation_growth=3, down_t=1, patch_size=2),
         loss=LossConfig(positions=0.5, root=2.0, velocity=0.5, bones=1.0, forward_kinematics=1.0, acceleration=0.005),
         train=TrainConfig(
@@ -203,30 +171,13 @@ def _small() -> RunConfig:
             steps=25_000, max_minutes=60.0, grad_clip=1.0, log_every=50, eval_every=2_500, eval_clips=32,
             save_every=1_000, snapshot_minutes=[10.0, 30.0, 60.0], stratum_alpha=0.5,
         ),
-    )  # fmt: skip
-
-
-def _tiny() -> RunConfig:
-    return RunConfig(
+    ),
+    "tiny": RunConfig(
         model=TokenizerConfig(levels=[5, 5, 5], width=32, depth=2, dilation_growth=2, down_t=1, patch_size=2),
         loss=LossConfig(positions=0.5, root=0.5, velocity=0.5),
         train=TrainConfig(
             batch_size=4, window=16, lr=1e-3, warmup_steps=2, schedule="cosine", steps=8, log_every=2,
             eval_every=4, eval_clips=2, save_every=4,
         ),
-    )  # fmt: skip
-
-
-PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
-
-
-def get_preset(name: str) -> RunConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown tokenizer preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]()
-
-
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """A copy with ``key=value`` / ``section.key=value`` overrides applied (sections model, loss, train)."""
-    sections = _apply_overrides({"model": config.model, "loss": config.loss, "train": config.train}, overrides)
-    return RunConfig(**sections)
+    ),
+}  # fmt: skip

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from motionmillion.tokenizer.config import TokenizerConfig, get_preset
+from motionmillion.tokenizer.config import PRESETS, TokenizerConfig
 from motionmillion.tokenizer.model import MotionTokenizer
+from motionmillion.training import preset
 from motionmillion.utils.model_folder import CheckpointError, check_state_dict
 
 PATCHER_BUFFERS = ("wavelets", "_arange")
@@ -48,7 +49,7 @@ def load_paper_checkpoint(path: str | Path, config: TokenizerConfig | None = Non
     state = raw.get("net", raw) if isinstance(raw, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict (or {{'net': state_dict}}) of tensors")
-    model = MotionTokenizer(config or get_preset("paper").model)
+    model = MotionTokenizer(config or preset(PRESETS, "paper").model)
     converted = convert_paper_state_dict(state)
     check_state_dict(model, converted, f"{path}: does not match the tokenizer config")
     model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
 import torch
 
-from motionmillion.tokenizer.config import RunConfig, TrainConfig
-from motionmillion.training import Checkpoints, RunLog, check_resume, lr_at, resolve_mixed_precision
+from motionmillion.tokenizer.config import RunConfig
+from motionmillion.training import Checkpoints, RunLog, TimeBudget, check_resume, resolve_mixed_precision
 from motionmillion.utils.io import atomic_write_json
 
 log = logging.getLogger("motionmillion.tokenizer.train")
@@ -34,11 +33,6 @@ log = logging.getLogger("motionmillion.tokenizer.train")
 RESUMABLE_CHANGES = {"steps", "max_minutes", "log_every", "eval_every", "eval_clips", "save_every", "snapshot_minutes",
                      "keep_checkpoints", "mixed_precision"}  # fmt: skip
 POSITIONS = slice(8, 74)  # local joint positions in the 272 features
-
-
-def learning_rate(step: int, train: TrainConfig) -> float:
-    return lr_at(step, train.lr, train.steps, train.warmup_steps, train.schedule, train.min_lr_ratio,
-                 train.milestones, train.gamma)  # fmt: skip
 
 
 class TokenizerTrainer:
@@ -73,7 +67,7 @@ class TokenizerTrainer:
         resume = self.checkpoints.latest()
         run_config_path = self.out / "run_config.json"
         if resume is not None and run_config_path.is_file():
-            saved = RunConfig.from_dict(json.loads(run_config_path.read_text(encoding="utf-8")))
+            saved = RunConfig.from_dict(json.loads(run_config_path.read_text(encoding="utf-8")), run_config_path)
             check_resume(saved.to_dict(), self.config.to_dict(), run_config_path, RESUMABLE_CHANGES)
         tc = self.config.train
         recorded = resume[1].get("mixed_precision") if resume is not None else None
@@ -95,7 +89,7 @@ class TokenizerTrainer:
             model.encoder.requires_grad_(False)
             model.quantizer.requires_grad_(False)
         trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=learning_rate(0, tc), betas=tc.betas,
+        optimizer = torch.optim.AdamW(trainable, lr=tc.learning_rate(0), betas=tc.betas, eps=tc.eps,
                                       weight_decay=tc.weight_decay)  # fmt: skip
         if accelerator.state.deepspeed_plugin is not None:  # no DataLoader is prepared, so say the batch size
             accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
@@ -111,19 +105,15 @@ class TokenizerTrainer:
                  sum(p.numel() for p in trainable), accelerator.num_processes, self.bf16, accelerator.device)  # fmt: skip
         return self
 
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self._started
-
     # ------------------------------------------------------------ fit
     def fit(self) -> torch.nn.Module:
-        from accelerate.utils import broadcast
         from tqdm.auto import tqdm
 
         from motionmillion.tokenizer.losses import tokenizer_loss
 
         accelerator, tc = self.accelerator, self.config.train
         pending_snapshots = sorted(m for m in tc.snapshot_minutes if m * 60 > self.elapsed_before)
-        self._started = time.monotonic()
+        self.budget = TimeBudget(tc.max_minutes, self.elapsed_before, accelerator)
         bar = tqdm(total=tc.steps, initial=self.step, disable=not (self.is_main and self.progress), desc="tokenizer",
                    dynamic_ncols=True)  # fmt: skip
         last_val = float("nan")
@@ -142,7 +132,7 @@ class TokenizerTrainer:
                 batch = self.clips.sample_windows(tc.batch_size, tc.window, tc.seed, self.step, accelerator.process_index)
             x = torch.from_numpy(batch).to(accelerator.device)
             for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(self.step, tc)
+                group["lr"] = tc.learning_rate(self.step)
             with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 recon, ids = self.model(x)
             loss, parts = tokenizer_loss(recon, x, self.config.loss, normalization)
@@ -162,19 +152,15 @@ class TokenizerTrainer:
                 parts.update(batch_mpjpe_mm=batch_mpjpe, lr=self.optimizer.param_groups[0]["lr"],
                              batch_code_usage=ids.unique().numel() / self.config.model.codebook_size)  # fmt: skip
                 self.run_log.scalars(parts, self.step)
-                log.info("step %d %.1fmin %s", self.step, self.elapsed() / 60,
+                log.info("step %d %.1fmin %s", self.step, self.budget.elapsed() / 60,
                          json.dumps({k: round(v, 6) for k, v in parts.items()}))  # fmt: skip
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", mpjpe=f"{batch_mpjpe:.1f}", val=f"{last_val:.1f}")
             bar.update(1)
 
-            # Every rank must take the same stop/snapshot decision: rank 0's clock decides.
-            now = self.elapsed()
-            if accelerator.num_processes > 1:
-                now = broadcast(torch.tensor([now], dtype=torch.float64, device=accelerator.device), 0).item()
-            time_up = tc.max_minutes > 0 and now >= tc.max_minutes * 60
+            now, time_up = self.budget.check()  # rank 0's clock: every rank stops/snapshots at the same step
             while pending_snapshots and now >= pending_snapshots[0] * 60:
                 self.save_snapshot(pending_snapshots.pop(0))
-            if self.step % tc.eval_every == 0:
+            if tc.eval_every and self.step % tc.eval_every == 0:
                 last_val = self.validate().get("mpjpe_mm", last_val)
             if self.step % tc.save_every == 0 or self.step == tc.steps or time_up:
                 self.save_checkpoint()
@@ -183,7 +169,7 @@ class TokenizerTrainer:
                 break
         bar.close()
         final = self.validate()
-        log.info("finished at step %d after %.1f min; val MPJPE %.2f mm", self.step, self.elapsed() / 60,
+        log.info("finished at step %d after %.1f min; val MPJPE %.2f mm", self.step, self.budget.elapsed() / 60,
                  final.get("mpjpe_mm", float("nan")))  # fmt: skip
         self.run_log.close()
         accelerator.end_training()
@@ -215,7 +201,7 @@ class TokenizerTrainer:
                 unwrapped.save_pretrained(folder, state_dict)
 
         final = self.checkpoints.save(
-            self.step, write, {"elapsed_seconds": self.elapsed(), "num_processes": accelerator.num_processes,
+            self.step, write, {"elapsed_seconds": self.budget.elapsed(), "num_processes": accelerator.num_processes,
                                "mixed_precision": self.mixed},
             self.is_main, accelerator.wait_for_everyone,
         )  # fmt: skip
@@ -228,8 +214,8 @@ class TokenizerTrainer:
         if self.is_main:
             folder = self.out / "snapshots" / f"min_{minute:g}"
             self.accelerator.unwrap_model(self.model).save_pretrained(folder, state_dict)
-            atomic_write_json(folder / "trainer_state.json", {"step": self.step, "elapsed_seconds": self.elapsed()})
-            log.info("snapshot at %.1f min (step %d): %s", self.elapsed() / 60, self.step, folder)
+            atomic_write_json(folder / "trainer_state.json", {"step": self.step, "elapsed_seconds": self.budget.elapsed()})
+            log.info("snapshot at %.1f min (step %d): %s", self.budget.elapsed() / 60, self.step, folder)
 
 
 def load_initial_weights(model: torch.nn.Module, folder: str | Path, normalizer) -> None:
