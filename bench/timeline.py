@@ -163,7 +163,8 @@ def bench_long_timeline(pipe, prompts, repeats: int) -> dict:
 
 
 def bench_durations(pipe, prompts, count: int, rng) -> dict:
-    from motionmillion.generator.sample import SamplingOptions, sample_tokens
+    from motionmillion.generator.engine import SamplingOptions, sample_tokens
+    from motionmillion.pipeline.requests import token_budget
 
     texts = [p["prompt"] for p in prompts]
     chosen = [texts[i] for i in rng.integers(0, len(texts), size=count)]
@@ -191,7 +192,7 @@ def bench_durations(pipe, prompts, count: int, rng) -> dict:
         for first in range(0, count, 32):
             batch_texts, batch_seconds = chosen[first : first + 32], seconds[first : first + 32]
             encoded = pipe.text_encoder.encode(batch_texts)
-            targets = [pipe._token_budget(s)[2] for s in batch_seconds]
+            targets = [token_budget(pipe.limits, s)[2] for s in batch_seconds]
             codes = sample_tokens(pipe.generator, encoded.features, encoded.mask, list(range(first, first + len(targets))),
                                   [1] * len(targets), [pipe.max_tokens] * len(targets), SamplingOptions(top_p=0.95),
                                   target_tokens=targets)  # fmt: skip

@@ -230,6 +230,17 @@ def preset(presets: Mapping[str, R], name: str) -> R:
     return copy.deepcopy(presets[name])
 
 
+def requested_run(presets: dict, name: str, overrides: list[str] | None, threads: int = 0):
+    """What a ``train`` command asked for: the preset with its ``--set`` overrides; ``threads`` > 0 also sets
+    torch's CPU threads (on a CPU shared with other jobs 1 is often faster than 2)."""
+    import torch
+
+    config = apply_overrides(preset(presets, name), overrides or [])
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return config
+
+
 def apply_overrides(config: R, overrides: Iterable[str]) -> R:
     """A copy of a ``RunConfig`` with ``key=value`` overrides applied (``--set``).
 

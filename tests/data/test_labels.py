@@ -65,3 +65,14 @@ def test_unknown_cmu_description_is_a_clear_error():
     assert labels.cmu_cc_label("basketball - forward dribble, 90-degree left turns") == ("dribble-turns", "dribble")
     with pytest.raises(ValueError, match="no cmu-cc caption recipe fits"):
         labels.cmu_cc_label("juggling")
+
+
+def test_a_mirrored_clip_whose_label_implies_its_side_gets_the_other_side():
+    """The importer stores a mirrored "bye" (left hand) as "bye": its family must not be the right-hand wave."""
+    from motionmillion.data.labels import movement_family
+
+    assert movement_family("bye") == "wave-right" and movement_family("bye", mirrored=True) == "wave-left"
+    assert movement_family("respond", mirrored=True) == "raise-up-right"
+    assert movement_family("wave-right-hand", mirrored=True) == "wave-right"  # already stored with its side
+    assert movement_family("byebye", mirrored=True) == "wave-both"
+    assert movement_family("walk-left", mirrored=True) == "walk"

@@ -30,7 +30,7 @@ from motionmillion.evaluation.paper_evaluator import (
     PaperEvaluatorError,
     read_checkpoint_state_dict,
 )
-from motionmillion.evaluation.runners import GeneratorEvalConfig, evaluate_generator
+from motionmillion.evaluation.protocol import GeneratorEvalConfig, evaluate_generator
 from motionmillion.utils.model_folder import file_sha256
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "person", "someone", "walks", "forward", "kick", "##s",

@@ -21,7 +21,7 @@ REAL_CLIPS = {
 # Made by the bundled default model (MotionPipeline.from_pretrained(), seconds=4.0, seed=0) from
 # "a person walks forward and waves with the right hand" and "someone kicks with the left leg": as the
 # pipeline returns them (consistent: positions = forward kinematics of the rotations), and the first
-# as the tokenizer decodes it before that step (pipe._consistent replaced by the identity), whose
+# as the tokenizer decodes it before that step (pipe.make_consistent replaced by the identity), whose
 # positions are up to 12 cm off its rotations' skeleton.
 GENERATED = {f"generated_{i}": HERE / "data" / f"generated_{i}.npy" for i in range(2)}
 GENERATED["generated_raw_0"] = HERE / "data" / "generated_raw_0.npy"

@@ -79,6 +79,7 @@ MOVEMENTS: dict[str, Movement] = {**BANDAI_MOVEMENTS, **CMU_CC_MOVEMENTS}
 # right hand, byebye both hands and respond raises the left hand; the caption pools already gave each of
 # these pairs one pool of human-written captions.
 SAME_MOVEMENT: dict[str, str] = {"bye": "wave-right", "byebye": "wave-both", "respond": "raise-up-left"}
+_SIDE_WORD = re.compile(r"\b(left|right)\b")
 
 _MOVEMENT_OF_CONTENT: dict[str, str] = {content: name for name, m in MOVEMENTS.items() for content in m.contents}
 
@@ -90,12 +91,19 @@ def movement_of(content: str) -> str | None:
     return _MOVEMENT_OF_CONTENT.get(content)
 
 
-def movement_family(label: str) -> str:
+def movement_family(label: str, mirrored: bool = False) -> str:
     """One name for every label of one movement (a content label or a movement name): "walk-left",
     "walk-right" -> "walk"; "dance-short", "dance-long" -> "dance"; "bye", "wave-right-hand" and
-    "wave-right" -> "wave-right"; a label no movement lists -> itself."""
+    "wave-right" -> "wave-right"; a label no movement lists -> itself.
+
+    ``mirrored``: the label of a mirrored clip. The importer swaps the side of labels that name one
+    ("wave-left-hand" mirrored is stored as "wave-right-hand") but keeps "bye" and "respond", whose side
+    is implied: a mirrored "bye" waves the left hand, so its family is "wave-left"."""
     movement = movement_of(label) or label
-    return SAME_MOVEMENT.get(movement, movement)
+    family = SAME_MOVEMENT.get(movement, movement)
+    if mirrored and family != movement and not _SIDE_WORD.search(label):
+        family = _SIDE_WORD.sub(lambda m: "right" if m.group(0) == "left" else "left", family)
+    return family
 
 
 def same_movement(a: str, b: str) -> bool:

@@ -71,15 +71,11 @@ def train_command(
     """Train the evaluator contrastively; resumes from OUT/checkpoints; reports test recall@1/5/10."""
     import json
 
-    import torch
-
     from motionmillion.evaluation.config import PRESETS
     from motionmillion.evaluation.train import train_evaluator
-    from motionmillion.training import apply_overrides, preset
+    from motionmillion.training import requested_run
 
-    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
-    if threads > 0:
-        torch.set_num_threads(threads)
+    run_config = requested_run(PRESETS, config, set_, threads)
     report = train_evaluator(data, out, run_config, progress=progress)
     test = report["test"]
     summary = {k: round(v, 4) for k, v in test.items() if isinstance(v, float)}

@@ -1,1 +1,1 @@
-"""Text-to-motion generator: text encoders, the LLaMA prefix-LM, training and sampling."""
+"""Text-to-motion generator: the LLaMA-style prefix-LM, its presets and trainer, parallelism, and the one decode engine."""

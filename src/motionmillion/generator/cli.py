@@ -21,15 +21,11 @@ def train_command(
     cpu: Annotated[bool, typer.Option(help="Force CPU even where CUDA exists (multi-process CPU runs use gloo).")] = False,
 ) -> None:
     """Train the generator on encoded tokens (run under `accelerate launch` for several processes)."""
-    import torch
-
     from motionmillion.generator.config import PRESETS
     from motionmillion.generator.train import train
-    from motionmillion.training import apply_overrides, preset
+    from motionmillion.training import requested_run
 
-    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
-    if threads > 0:
-        torch.set_num_threads(threads)
+    run_config = requested_run(PRESETS, config, set_, threads)
     result = train(run_config, tokens, out, cpu=cpu)
     typer.echo(f"generator written to {result}")
 

@@ -59,7 +59,7 @@ def bank_from_dataset(dataset_root: str | Path, text_encoder, text_pool: str | P
     names = dataset.names(split, kind=kind)
     if not names:
         raise ValueError(f"{dataset_root}: no clips in the {kind} {split} split to build a caption bank from")
-    labels = {name: (movement_family(label.content) if label.content else UNKNOWN, label.style or "normal")
+    labels = {name: (movement_family(label.content, label.mirrored) if label.content else UNKNOWN, label.style or "normal")
               for name, label in clip_labels(dataset_root).items()}  # fmt: skip
     by_caption: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
     for name in names:

@@ -25,15 +25,11 @@ def train_command(
                                 "On a CPU shared with other jobs 1 is often several times faster than 2."),
 ) -> None:
     """Train a tokenizer (works unchanged under `accelerate launch`)."""
-    import torch
-
     from motionmillion.tokenizer.config import PRESETS
     from motionmillion.tokenizer.train import train
-    from motionmillion.training import apply_overrides, preset
+    from motionmillion.training import requested_run
 
-    run_config = apply_overrides(preset(PRESETS, config), set_ or [])
-    if threads > 0:
-        torch.set_num_threads(threads)
+    run_config = requested_run(PRESETS, config, set_, threads)
     train(run_config, data, out, progress=progress)
 
 
