@@ -5,7 +5,7 @@ import httpx
 import pytest
 import uvicorn
 
-from motionmillion.serve.app import create_app
+from motionmillion.serve.routes import create_app
 from motionmillion.serve.config import ServeConfig
 
 

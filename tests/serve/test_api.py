@@ -13,7 +13,7 @@ import pytest
 from motionmillion.motion import Motion
 from motionmillion.motion.bvh import load_bvh_joints
 from motionmillion.pipeline import GenerationRequest, MotionPipeline
-from motionmillion.serve.app import create_app
+from motionmillion.serve.routes import create_app
 from motionmillion.serve.config import ServeConfig
 from motionmillion.serve.store import MotionStore
 

@@ -33,7 +33,7 @@ def serve_command(
     import uvicorn
 
     from motionmillion.pipeline import MotionPipeline
-    from motionmillion.serve.app import create_app
+    from motionmillion.serve.routes import create_app
     from motionmillion.serve.worker import GenerationPool, warm_up
 
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers, max_queue=max_queue,
