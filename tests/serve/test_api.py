@@ -169,6 +169,19 @@ def test_malformed_and_oversized_bodies(live):
     assert live.client.post("/v1/generate/stream", json={"prompt": "walk", "num_samples": 2}).status_code == 422
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_is_415_and_says_so(live, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    for path in ("/v1/generate", "/v1/generate/stream"):
+        response = live.client.post(path, content=b'{"prompt": "a person walks"}', headers=headers)
+        assert response.status_code == 415, response.text
+        assert response.json() == {"status": 415, "error": "the request body must be JSON, sent with Content-Type: "
+                                   f"application/json ({f'Content-Type: {content_type}' if content_type else 'no Content-Type'} was sent)"}  # fmt: skip
+    for declared in ("application/json; charset=utf-8", "application/vnd.api+json"):  # JSON all the same
+        response = live.client.post("/v1/generate", content=b"{}", headers={"content-type": declared})
+        assert response.status_code == 422 and "give either prompt or segments" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -18,6 +18,7 @@ and the calls into the pipeline in :mod:`~motionmillion.serve.serving`. Every er
 from __future__ import annotations
 
 import contextlib
+import email.message
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -43,7 +44,7 @@ from motionmillion.serve.store import MEDIA_TYPES
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(files("motionmillion"))) / "serve" / "static"
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 422, 429, 503)}
+ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 429, 503)}
 
 class BodyLimit:
     """413 with the JSON error body for a request body over ``max_bytes`` (declared or streamed)."""
@@ -70,6 +71,18 @@ class BodyLimit:
             return event
 
         await self.app(scope, counted_receive, send)
+
+
+def require_json(request: Request) -> None:
+    """415 for a body that is not declared JSON (FastAPI would try to validate it as text: a 422 that
+    says "Input should be a valid dictionary", which does not say what to change)."""
+    declared = request.headers.get("content-type", "")
+    header = email.message.Message()
+    header["content-type"] = declared
+    subtype = header.get_content_subtype()
+    if header.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        sent = f"Content-Type: {declared}" if declared else "no Content-Type"
+        raise HTTPException(415, f"the request body must be JSON, sent with Content-Type: application/json ({sent} was sent)")
 
 
 def _sse(event: str, data: bytes) -> bytes:
@@ -158,14 +171,16 @@ def create_app(pipe, config: ServeConfig | None = None, generate: Callable[[Sequ
     async def model() -> dict:
         return server.model_info()
 
-    @app.post("/v1/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
+    @app.post("/v1/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES,
+              dependencies=[Depends(require_json)])  # fmt: skip
     async def generate(request: Request, plan: Plan = Depends(checked)) -> Response:
         motions = await server.generate(plan)
         entries = await run_in_threadpool(server.publish, plan, motions, str(request.base_url))
         # Pre-encoded: FastAPI's generic encoder is slow on ~9,000 floats per motion.
         return Response(b'{"motions":[' + b",".join(entries) + b"]}", media_type="application/json")
 
-    @app.post("/v1/generate/stream", responses=ERROR_RESPONSES, response_class=StreamingResponse)
+    @app.post("/v1/generate/stream", responses=ERROR_RESPONSES, response_class=StreamingResponse,
+              dependencies=[Depends(require_json)])  # fmt: skip
     async def generate_stream(request: Request, plan: Plan = Depends(checked_for_stream)) -> StreamingResponse:
         """Server-Sent Events: ``start`` ({"prompt", "seed", "fps", "chunked"}), ``chunk`` events
         ({"start": first frame, "joints": [...]}) while the motion is generated, then ``done`` (the motion
