@@ -25,6 +25,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
+import anyio
+import anyio._backends._asyncio  # noqa: F401 - what anyio runs on under uvicorn, loaded on its first call
+import anyio.abc
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,12 +42,24 @@ from motionmillion.motion import Motion
 from motionmillion.serve.config import ServeConfig
 from motionmillion.serve.protocol import ErrorBody, GenerateBody, GenerateResponse, encode_entry, error_body
 from motionmillion.serve.serving import Plan, Server
-from motionmillion.serve.store import MEDIA_TYPES
+from motionmillion.serve.store import MEDIA_TYPES, warm_up_writers
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(files("motionmillion"))) / "serve" / "static"
 ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 429, 503)}
+
+# Nothing is imported on a server thread in the middle of a request: Python 3.11's ast module keeps one
+# recursion counter for all threads, so an import that parses (anyio's lazy importer, matplotlib's rc
+# file) while another thread parses too (pytest rewriting a test module, np.load reading a header) can
+# fail with "SystemError: AST constructor recursion depth mismatch", which once dropped a test's
+# connection mid-response (under starlette's FileResponse -> anyio.open_file). anyio, under FileResponse,
+# StaticFiles and run_in_threadpool, imports its parts on first use: all of them are imported here, by
+# whoever imports the app; create_app does the rest (the OpenAPI schema, the file writers).
+for _module in (anyio, anyio.abc):
+    for _name in dir(_module):  # the names it imports on first use
+        getattr(_module, _name)
+
 
 class BodyLimit:
     """413 with the JSON error body for a request body over ``max_bytes`` (declared or streamed)."""
@@ -93,6 +108,7 @@ def create_app(pipe, config: ServeConfig | None = None, generate: Callable[[Sequ
     """The app around ``pipe``; ``generate`` runs the batches (see :class:`~motionmillion.serve.serving.Server`)."""
     config = config or ServeConfig()
     server = Server(pipe, config, generate)
+    warm_up_writers()  # imports on this thread, not a request's (see the anyio imports above)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -221,4 +237,5 @@ def create_app(pipe, config: ServeConfig | None = None, generate: Callable[[Sequ
                                      f"are deleted when the cache is full; formats: {', '.join(server.store.formats)})")  # fmt: skip
         return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"motion_{motion_id[:8]}.{fmt}")
 
+    app.openapi()  # cached: built here, not on a request's thread (pydantic imports its JSON-schema code then)
     return app
