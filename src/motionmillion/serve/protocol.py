@@ -69,7 +69,8 @@ class MotionOut(BaseModel):
     segments: list[dict] | None = Field(None, description="a timeline's segments: prompt, seed, frame range")
     coverage: float | None = Field(None, description="0-1: how close the prompt is to what the model was trained on")
     understood_as: str | None = Field(None, description="what the prompt was understood as (the rewrite, with rewrite)")
-    warning: str | None = Field(None, description="only when the model knows no movement like the prompt")
+    warning: str | None = Field(None, description="when the model may get the prompt wrong: it knows no movement "
+                                "like it, or its text is not English (emoji, other scripts)")
 
 
 class GenerateResponse(BaseModel):

@@ -10,12 +10,14 @@ nowhere else in the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import random
 import re
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class Plan:
     body: GenerateBody
     requests: list[GenerationRequest]  # checked by the pipeline (one per sample, or one per segment)
     timeline: bool
+    text_warnings: list[str] = dataclasses.field(default_factory=list)  # text the encoder may misread (emoji, ...)
 
     @property
     def prompt(self) -> str:
@@ -79,6 +82,16 @@ class Server:
             requests = understood_requests(self.pipe, requests, rewrite=body.rewrite)
         return requests
 
+    def _text_warnings(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """What the pipeline warns about each distinct prompt's text (e.g. emoji, which an English text
+        encoder misreads), for the client; the pipeline warns again while generating, and that warning
+        is the one logged (one line each: serve.logs)."""
+        first = {r.prompt: r for r in requests}
+        with _warnings_of_this_thread() as caught:
+            for request in first.values():
+                self.pipe.check(request, warn=True)
+        return list(dict.fromkeys(caught))
+
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[Motion]:
         """Runs on the generation thread: one batched pipeline call for the whole batch."""
         if self._generate_batch is not None:
@@ -117,7 +130,7 @@ class Server:
             requests = self._requests(body, seed, understand)
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
-        return Plan(body, requests, timeline=body.segments is not None)
+        return Plan(body, requests, timeline=body.segments is not None, text_warnings=self._text_warnings(requests))
 
     # ------------------------------------------------------------------ generating
     def submit(self, plan: Plan) -> asyncio.Future:
@@ -224,7 +237,10 @@ class Server:
             if plan.timeline:
                 entry["segments"] = info["segments"]
             understood = {**request.meta, **motion.meta}  # a streamed motion's meta lacks what the plan understood
-            entry.update({k: understood[k] for k in ("coverage", "understood_as", "warning") if k in understood})
+            entry.update({k: understood[k] for k in ("coverage", "understood_as") if k in understood})
+            notes = [*plan.text_warnings, *([understood["warning"]] if understood.get("warning") else [])]
+            if notes:
+                entry["warning"] = "; ".join(notes)
             entries.append(encode_entry(entry, motion.joints))
         return entries
 
@@ -258,6 +274,28 @@ class Server:
             **card,
         }
 
+
+_CAPTURING = threading.Lock()  # warnings.catch_warnings changes process-wide state: one capture at a time
+
+
+@contextlib.contextmanager
+def _warnings_of_this_thread() -> Iterator[list[str]]:
+    """The messages of the warnings this thread raises inside the block, every time (not once per place
+    as by default), instead of showing them; other threads' warnings are shown as usual meanwhile."""
+    caught: list[str] = []
+    me = threading.get_ident()
+    with _CAPTURING, warnings.catch_warnings():
+        shown_elsewhere = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            if threading.get_ident() == me:
+                caught.append(str(message))
+            else:
+                shown_elsewhere(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield caught
 
 
 def _model_card(readme: Path) -> dict:
