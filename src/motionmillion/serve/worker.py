@@ -161,7 +161,10 @@ def _child_main(connection, model: str | None, device: str | None, text_encoder_
     """The child: load the pipeline, warm it up, then answer batches until told to stop."""
     import signal
 
+    from motionmillion.serve.logs import configure_logging
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which then stops this child
+    configure_logging()  # its stderr is the server's: the same one-line format (e.g. for the pipeline's warnings)
     try:
         from motionmillion.pipeline import MotionPipeline
 
