@@ -34,6 +34,8 @@ def test_health_and_model_description(live):
     assert info["sampling"]["defaults"]["top_p"] == 0.95 and info["sampling"]["defaults"]["fix_feet"] is False
     assert "CC BY-NC 4.0" in info["licence"] and info["model_card"]["title"]
     assert {"npy", "json", "bvh", "mp4"} <= set(info["formats"])
+    rest = np.array(info["rest_pose"])  # what the studio shows before any motion
+    assert rest.shape == (22, 3) and rest[15, 1] - rest[:, 1].min() > 1.4  # head above the feet: standing
     assert live.client.get("/openapi.json").json()["paths"].keys() >= {"/v1/generate", "/v1/generate/stream"}
     assert live.client.get("/docs").status_code == 200
 

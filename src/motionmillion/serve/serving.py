@@ -25,6 +25,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from motionmillion.motion import JOINT_NAMES, PARENTS, Motion
+from motionmillion.motion.skeleton import TEMPLATE_REST_JOINTS
 from motionmillion.pipeline import MIN_SECONDS, GenerationRequest
 from motionmillion.serve.batcher import Batcher, QueueFullError
 from motionmillion.serve.config import ServeConfig
@@ -259,6 +260,8 @@ class Server:
             "joint_names": list(JOINT_NAMES),
             "parents": list(PARENTS),
             "units": "metres, Y up, SMPL joint order",
+            # Standing still, for a viewer to show before any motion exists (pelvis at the origin, facing +Z).
+            "rest_pose": np.round(TEMPLATE_REST_JOINTS, 3).tolist(),
             "min_seconds": MIN_SECONDS,
             "max_seconds": self.max_seconds,
             "sampling": {"defaults": defaults, "guidance_available": bool(config.has_null_prefix)},
