@@ -5,5 +5,6 @@
 - :mod:`~motionmillion.serve.serving`: the ``Server`` behind the routes (limits, queue, store, pipeline calls);
 - :mod:`~motionmillion.serve.batcher`, :mod:`~motionmillion.serve.worker`, :mod:`~motionmillion.serve.store`:
   dynamic batching, generation processes, generated files on disk;
-- :mod:`~motionmillion.serve.cli`: the command; ``static/``: the studio page.
+- :mod:`~motionmillion.serve.cli`, :mod:`~motionmillion.serve.logs`: the command and its log lines;
+  ``static/``: the studio page.
 """

@@ -69,7 +69,7 @@ def run_server(app, host: str, port: int) -> None:
 
     server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     # uvicorn puts back the handlers it found and raises the signal again after its graceful shutdown;
-    # with handle_exit found there, that second delivery does nothing and run() returns.
+    # finding handle_exit there, that second delivery only sets the stopped server's flags, and run() returns.
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run()
