@@ -29,7 +29,8 @@ import torch
 
 from motionmillion.generator.config import PRESETS
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.engine import DecodeEngine, SamplingOptions
+from motionmillion.generator.engine import DecodeEngine
+from motionmillion.generator.sampling import SamplingOptions
 from motionmillion.training import preset
 
 FPS = 30.0

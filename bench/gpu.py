@@ -147,7 +147,8 @@ def random_generator(preset: str, dtype, smoke: bool):
 
 def section_decode(report: Report, smoke: bool) -> dict:
     """Every shape through the one engine, length condition on, without and with 1 s of context codes."""
-    from motionmillion.generator.engine import DecodeEngine, SamplingOptions
+    from motionmillion.generator.engine import DecodeEngine
+    from motionmillion.generator.sampling import SamplingOptions
 
     result: dict = {}
     report.data["decode"] = result

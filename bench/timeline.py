@@ -163,7 +163,8 @@ def bench_long_timeline(pipe, prompts, repeats: int) -> dict:
 
 
 def bench_durations(pipe, prompts, count: int, rng) -> dict:
-    from motionmillion.generator.engine import SamplingOptions, sample_tokens
+    from motionmillion.generator.engine import sample_tokens
+    from motionmillion.generator.sampling import SamplingOptions
     from motionmillion.pipeline.requests import token_budget
 
     texts = [p["prompt"] for p in prompts]

@@ -8,14 +8,8 @@ recompute's logits; device draws are seeded, batch-independent and follow the so
 import pytest
 import torch
 
-from motionmillion.generator.engine import (
-    DecodeEngine,
-    SamplingOptions,
-    counter_uniform,
-    gumbel_draw,
-    length_window,
-    sample_tokens,
-)
+from motionmillion.generator.engine import DecodeEngine, counter_uniform, gumbel_draw, sample_tokens
+from motionmillion.generator.sampling import SamplingOptions, length_window
 from motionmillion.generator.model import KVCache, MotionGPT
 
 from .test_model import text_batch, tiny_config

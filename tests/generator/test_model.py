@@ -6,7 +6,8 @@ import torch
 from motionmillion.generator.config import PRESETS, GeneratorConfig
 from motionmillion.generator.model import MotionGPT
 from motionmillion.generator.parallelize import apply_activation_checkpointing
-from motionmillion.generator.engine import DecodeEngine, SamplingOptions, filter_logits, length_window, sample_tokens
+from motionmillion.generator.engine import DecodeEngine, filter_logits, sample_tokens
+from motionmillion.generator.sampling import SamplingOptions, length_window
 from motionmillion.training import preset
 
 

@@ -6,7 +6,8 @@ import torch
 
 from motionmillion.generator.config import GeneratorConfig
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.engine import DecodeEngine, SamplingOptions, filter_logits, host_draw, outside_nucleus, sample_tokens
+from motionmillion.generator.engine import DecodeEngine, filter_logits, host_draw, outside_nucleus, sample_tokens
+from motionmillion.generator.sampling import SamplingOptions
 
 OPTIONS = [SamplingOptions(), SamplingOptions(temperature=0.7, top_k=5), SamplingOptions(top_p=0.9)]
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from motionmillion.cli import app
 from motionmillion.generator.model import MotionGPT
-from motionmillion.generator.engine import length_window
+from motionmillion.generator.sampling import length_window
 from motionmillion.motion.skeleton import SKELETON_FILE, load_skeleton
 from motionmillion.pipeline import MotionPipeline, PromptError, default_model_path
 from motionmillion.pipeline.requests import TimelineError, parse_short_timeline, read_timeline, token_budget

@@ -5,7 +5,7 @@ import httpx
 import pytest
 import uvicorn
 
-from motionmillion.serve.app import create_app
+from motionmillion.serve.routes import create_app
 from motionmillion.serve.config import ServeConfig
 
 
@@ -14,6 +14,7 @@ class LiveServer:
 
     def __init__(self, app):
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.server.config.load()  # uvicorn's imports here, not on the server thread (see serve.routes)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

@@ -12,8 +12,8 @@ import pytest
 
 from motionmillion.motion import Motion
 from motionmillion.motion.rig_mapping import load_bvh_joints
-from motionmillion.pipeline import GenerationRequest, MotionPipeline
-from motionmillion.serve.app import create_app
+from motionmillion.pipeline import GenerationRequest, ModelLimits, MotionPipeline, make_plan
+from motionmillion.serve.routes import create_app
 from motionmillion.serve.config import ServeConfig
 from motionmillion.serve.store import MotionStore
 
@@ -34,6 +34,8 @@ def test_health_and_model_description(live):
     assert info["sampling"]["defaults"]["top_p"] == 0.95 and info["sampling"]["defaults"]["fix_feet"] is False
     assert "CC BY-NC 4.0" in info["licence"] and info["model_card"]["title"]
     assert {"npy", "json", "bvh", "mp4"} <= set(info["formats"])
+    rest = np.array(info["rest_pose"])  # what the studio shows before any motion
+    assert rest.shape == (22, 3) and rest[15, 1] - rest[:, 1].min() > 1.4  # head above the feet: standing
     assert live.client.get("/openapi.json").json()["paths"].keys() >= {"/v1/generate", "/v1/generate/stream"}
     assert live.client.get("/docs").status_code == 200
 
@@ -169,6 +171,19 @@ def test_malformed_and_oversized_bodies(live):
     assert live.client.post("/v1/generate/stream", json={"prompt": "walk", "num_samples": 2}).status_code == 422
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_is_415_and_says_so(live, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    for path in ("/v1/generate", "/v1/generate/stream"):
+        response = live.client.post(path, content=b'{"prompt": "a person walks"}', headers=headers)
+        assert response.status_code == 415, response.text
+        assert response.json() == {"status": 415, "error": "the request body must be JSON, sent with Content-Type: "
+                                   f"application/json ({f'Content-Type: {content_type}' if content_type else 'no Content-Type'} was sent)"}  # fmt: skip
+    for declared in ("application/json; charset=utf-8", "application/vnd.api+json"):  # JSON all the same
+        response = live.client.post("/v1/generate", content=b"{}", headers={"content-type": declared})
+        assert response.status_code == 422 and "give either prompt or segments" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -220,12 +235,18 @@ class BlockingPipe:
     def __init__(self):
         self.gate = threading.Event()
 
-    def check(self, request, where="request"):
-        return request
+    limits = ModelLimits(frames_per_token=4, max_motion_tokens=75, has_null_prefix=False, default_guidance=1.0,
+                         length_condition=True)  # fmt: skip
 
-    def generate(self, requests, batch_size=32):
+    def plan(self, *args, **kwargs):
+        return make_plan(self.limits, *args, **kwargs)
+
+    def understood(self, plan):
+        return plan
+
+    def run(self, plan):
         self.gate.wait(10)
-        for request in requests:
+        for request in plan.requests:
             yield Motion(np.zeros((4, 272), np.float32), fps=self.fps, text=request.prompt)
 
 

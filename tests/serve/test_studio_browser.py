@@ -1,7 +1,8 @@
 """The studio in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium).
 
-Types a prompt, clicks Generate, waits for playback, takes two screenshots at different times and checks
-that the 3D view is not blank and that the character moved. Screenshots are kept in tests/artifacts/.
+Before any motion the mannequin stands in its rest pose. Types a prompt, clicks Generate, waits for
+playback, takes two screenshots at different times and checks that the 3D view is not blank and that the
+character moved. Screenshots are kept in tests/artifacts/.
 """
 
 import io
@@ -50,6 +51,38 @@ def _canvas_pixels(driver) -> np.ndarray:
 
     canvas = driver.find_element("css selector", "#viewport canvas")
     return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=np.int16)
+
+
+def _skin_pixels(shot: np.ndarray) -> float:
+    """Share of the view in the mannequin's warm skin colours (background, floor and grid are blue-grey)."""
+    return float(((shot[..., 0] - shot[..., 2] > 30) & (shot[..., 0] > 120)).mean())
+
+
+def test_studio_shows_the_mannequin_standing_before_any_motion(live, browser):
+    browser.get(live.url + "/")
+    _wait(browser, "return window.studio && window.studio.ready")
+    time.sleep(0.5)  # a few frames drawn
+    assert browser.execute_script("return window.studio.motion") is None
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "studio_idle.png"))
+    assert _skin_pixels(_canvas_pixels(browser)) > 0.003, "no mannequin in view before the first motion"
+    head = browser.execute_script("return window.studio.mannequin.head.position.y")
+    feet = browser.execute_script("const m = window.studio.mannequin; return m.bones.map((b) => b.position.y)")
+    assert 1.4 < head < 1.9 and min(feet) < 0.1  # standing on the floor, not lying on it or floating
+
+
+def test_an_empty_prompt_box_adds_the_example_to_the_timeline(live, browser):
+    browser.get(live.url + "/")
+    _wait(browser, "return window.studio && window.studio.ready")
+    if not browser.execute_script("return window.studio.model.timelines"):
+        pytest.skip("this library has no timelines yet (MotionPipeline.compose)")
+    prompt = browser.find_element("id", "prompt")
+    prompt.clear()
+    browser.find_element("id", "add-segment").click()
+    example = prompt.get_attribute("placeholder")
+    assert example and [li.find_element("css selector", "span").text
+                        for li in browser.find_elements("css selector", "#segments li")] == [example]  # fmt: skip
+    assert not browser.find_element("id", "status").text  # no complaint
 
 
 def test_studio_generates_and_plays_a_motion(live, browser):

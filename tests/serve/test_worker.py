@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from motionmillion.pipeline import GenerationRequest
-from motionmillion.serve.app import create_app
+from motionmillion.serve.routes import create_app
 from motionmillion.serve.config import ServeConfig
 from motionmillion.serve.worker import GenerationProcess
 

@@ -159,6 +159,15 @@ class MotionPipeline:
         else:
             yield from self.generate(plan.requests, plan.batch_size, plan.rewrite, plan.rewriter)
 
+    def understood(self, plan: Plan) -> Plan:
+        """The plan with each request's understanding in its meta (coverage; the rewrite when the plan asks
+        for one), for callers that need it before the motion exists: a server that streams, or that joins
+        several plans' requests in one batch."""
+        from motionmillion.pipeline.understanding import understood_requests
+
+        requests = understood_requests(self, list(plan.requests), rewrite=plan.rewrite, rewriter=plan.rewriter)
+        return dataclasses.replace(plan, requests=tuple(requests), rewrite=False, rewriter=None)
+
     def compose(self, segments: Sequence, seed: int | None = None, context_seconds: float = CONTEXT_SECONDS,
                 max_total_seconds: float = MAX_TIMELINE_SECONDS, fix_feet: bool = False, **options) -> Motion:  # fmt: skip
         """One motion from a timeline of prompts, e.g. ``[("a person walks forward", 3), ("a person bows", 2)]``;

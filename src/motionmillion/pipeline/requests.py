@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motionmillion.generator.sampling import SamplingOptions, length_window
+
 MAX_FRAMES = 300  # the training budget of the paper (150 tokens at 2 frames per token)
 MIN_SECONDS = 1.0  # shorter requests are not motions the model was trained on (its clips are 2-10 s)
 # Motion before a timeline segment that the generator is shown: more makes seams smoother but makes the
@@ -69,9 +71,7 @@ class GenerationRequest:
         return (self.temperature, self.top_k, self.top_p, self.guidance)
 
     def sampling_options(self):
-        from motionmillion.generator.engine import SamplingOptions
-
-        return SamplingOptions(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, guidance=self.guidance)
+            return SamplingOptions(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, guidance=self.guidance)
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,11 @@ class Plan:
     @property
     def seed(self) -> int:
         return self.requests[0].seed
+
+    @classmethod
+    def batch(cls, requests, batch_size: int = 32) -> Plan:
+        """A "motions" plan of requests checked earlier (e.g. a server's queue joining several clients')."""
+        return cls("motions", tuple(requests), batch_size=batch_size)
 
     @property
     def prompt(self) -> str:
@@ -281,8 +286,6 @@ def timeline_requests(
 
 def check_request(limits: ModelLimits, request: GenerationRequest, where: str = "request") -> GenerationRequest:
     """The request with defaults filled in (random seed, the model's guidance); PromptError if unusable."""
-    from motionmillion.generator.engine import SamplingOptions
-
     prompt = request.prompt
     if not isinstance(prompt, str):
         raise PromptError(f"{where}: the prompt must be a string, got {type(prompt).__name__}")
@@ -305,7 +308,7 @@ def check_request(limits: ModelLimits, request: GenerationRequest, where: str = 
     meta = dict(request.meta)
     problem = unreadable_text(prompt)
     if problem:  # said once per prompt in the motion's meta (and printed by the CLI), never a Python warning
-        meta.setdefault("text_warning", f"the prompt {problem}; the text encoder was trained on English")
+        meta.setdefault("text_warning", f"prompt {prompt.strip()[:40]!r} {problem}; the text encoder was trained on English")
     return dataclasses.replace(request, prompt=prompt.strip(), seed=seed, guidance=float(guidance), meta=meta)
 
 
@@ -330,8 +333,6 @@ def token_budget(limits: ModelLimits, seconds: float | None) -> tuple[int, int, 
     """(min, max, target) new tokens for a duration. A length-conditioned generator is asked for the exact
     count and told how many tokens remain at every step, so it ends there by itself; a generator without
     the condition gets a tolerance window around the duration."""
-    from motionmillion.generator.engine import length_window
-
     if seconds is None or not limits.length_condition:
         low, high = length_window(seconds, limits.frames_per_token, limits.max_tokens, fps=limits.fps)
         return low, high, None

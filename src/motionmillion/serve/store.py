@@ -20,10 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from motionmillion.motion import Motion
+from motionmillion.motion.kinematics import rotations_from_positions
+from motionmillion.motion.representation import encode_272
+from motionmillion.motion.skeleton import FPS, TEMPLATE_REST_JOINTS
 from motionmillion.utils.io import atomic_path, atomic_save_npy, atomic_write_json
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 EAGER = ("npy", "json")  # written with the motion; the rest are derived on first request
+# np.load parses a .npy header with ast.literal_eval, and Python 3.11's ast module is not thread-safe (two
+# threads building syntax trees at once can fail with "AST constructor recursion depth mismatch"): requests
+# that derive files read one motion at a time.
+_READING = threading.Lock()
 MEDIA_TYPES = {"npy": "application/octet-stream", "json": "application/json", "bvh": "text/plain; charset=utf-8",
                "mp4": "video/mp4", "glb": "model/gltf-binary"}  # fmt: skip
 
@@ -99,7 +106,8 @@ class MotionStore:
 
     def motion(self, motion_id: str) -> Motion:
         info = json.loads((self.folder / f"{motion_id}.json").read_text(encoding="utf-8"))
-        return Motion.load(self.folder / f"{motion_id}.npy", fps=info["fps"], text=info["prompt"])
+        with _READING:
+            return Motion.load(self.folder / f"{motion_id}.npy", fps=info["fps"], text=info["prompt"])
 
     def _derive(self, motion_id: str, fmt: str, path: Path) -> None:
         motion = self.motion(motion_id)
@@ -110,3 +118,18 @@ class MotionStore:
         elif fmt == "glb":
             with atomic_path(path) as tmp:
                 motion.to_gltf(tmp)
+
+
+def warm_up_writers() -> None:
+    """Make every derived format once, for a still motion in a scratch folder: what the writers import on
+    first use (matplotlib for MP4, pygltflib for glTF, ...) is imported now, on the calling thread, rather
+    than on a request's thread (see serve.routes), and the first MP4 a user asks for is ~0.7 s sooner."""
+    joints = np.repeat(TEMPLATE_REST_JOINTS[None], 8, axis=0)
+    still = Motion(encode_272(joints, rotations_from_positions(joints)), fps=FPS, text="warm-up")
+    scratch = MotionStore(None, max_bytes=2**30)
+    try:
+        motion_id = scratch.add(still, {"prompt": still.text, "fps": FPS})
+        for fmt in scratch.formats:
+            scratch.path(motion_id, fmt)
+    finally:
+        scratch.close()

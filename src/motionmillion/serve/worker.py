@@ -161,14 +161,17 @@ def _child_main(connection, model: str | None, device: str | None, text_encoder_
     """The child: load the pipeline, warm it up, then answer batches until told to stop."""
     import signal
 
+    from motionmillion.serve.logs import configure_logging
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which then stops this child
+    configure_logging()  # its stderr is the server's: the same one-line format (e.g. for the pipeline's warnings)
     try:
-        from motionmillion.pipeline import MotionPipeline
+        from motionmillion.pipeline import MotionPipeline, Plan
 
         given = GivenTextFeatures(**text_encoder_info) if text_encoder_info else None
         pipe = MotionPipeline.from_pretrained(model, device=device, text_encoder=given)
         if given is None:
-            warm_up(pipe.generate)
+            warm_up(lambda requests: list(pipe.run(Plan.batch(requests))))
     except Exception as err:  # noqa: BLE001 - reported to the server, which stops with it
         connection.send(("error", f"{type(err).__name__}: {err}"))
         return
@@ -184,7 +187,7 @@ def _child_main(connection, model: str | None, device: str | None, text_encoder_
         try:
             if given is not None:
                 given.give(*texts)
-            motions = list(pipe.generate(requests, batch_size=batch_size))
+            motions = list(pipe.run(Plan.batch(requests, batch_size)))
             for motion in motions:
                 motion.joints  # noqa: B018 - computed here (a cached property travels with the motion)
             connection.send(("ok", motions))

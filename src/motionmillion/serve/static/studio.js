@@ -235,9 +235,16 @@ function refresh(motion) {
   renderSegmentBar(motion);
 }
 
+// Before any motion: the mannequin standing in the model's rest pose, feet on the floor.
+function standStill(restPose) {
+  const still = flatten([restPose]);
+  const floor = lowestPoint(still);
+  for (let k = 1; k < still.length; k += 3) still[k] -= floor;
+  state.mannequin.setPose(still);
+}
+
 function show(motion) {
   state.motion = motion;
-  state.mannequin.group.visible = true;
   state.time = 0;
   state.playing = true;
   $("hint").hidden = true;
@@ -335,8 +342,7 @@ function renderTimeline() {
 }
 
 $("add-segment").addEventListener("click", () => {
-  const prompt = $("prompt").value.trim();
-  if (!prompt) { setStatus("Type a prompt first, then add it to the timeline.", true); return; }
+  const prompt = $("prompt").value.trim() || $("prompt").placeholder;  // an empty box means the example, as for Generate
   state.segments.push({ prompt, seconds: Number($("seconds").value) || 2 });
   $("prompt").value = "";
   $("prompt").focus();
@@ -493,7 +499,7 @@ async function start() {
   const model = await (await fetch("/v1/model")).json();
   state.model = model;
   state.mannequin = new Mannequin(scene, model.joint_names, model.parents);
-  state.mannequin.group.visible = false;
+  standStill(model.rest_pose);
   const defaults = model.sampling.defaults;
   $("seconds").max = model.max_seconds;
   $("seconds").min = Math.max(model.min_seconds, 0.5);
