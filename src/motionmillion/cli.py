@@ -165,9 +165,11 @@ def generate_command(
     written = 0
     total = 1 if plan.kind == "timeline" else len(plan.requests)
     with folder, tqdm(total=total, desc="generate", unit="motion", disable=total < 2) as bar:
+        samples = {i: r.meta.get("sample_index", 0) for i, r in enumerate(plan.requests)}
         for motion in pipe.run(plan):
             index = motion.meta.get("prompt_index", 0)
             _say_understood(motion.meta, rewrite)
+            _say_duplicate(motion.meta, samples)
             stem = f"{index + 1:03d}_{file_stem(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
                 files = motion.save(out, stem, video=not no_video, gltf=glb)
@@ -195,6 +197,14 @@ def _say_understood(meta: dict, rewrite: bool) -> None:
     for key in ("text_warning", "warning"):
         if meta.get(key):
             typer.echo(f"warning: prompt {line}: {meta[key]}", err=True)
+
+
+def _say_duplicate(meta: dict, index_of_request: dict[int, int]) -> None:
+    """A sample whose seed drew the same codes as an earlier one (the model is near-certain of the prompt)."""
+    if "same_as_request" in meta:
+        typer.echo(f"warning: prompt {meta.get('prompt_index', 0) + 1}: sample {meta.get('sample_index', 0)} is the "
+                   f"same motion as sample {index_of_request.get(meta['same_as_request'], '?')}: the model is nearly "
+                   "certain of this prompt (it memorised its training clips), other seeds draw the same", err=True)  # fmt: skip
 
 
 @app.command("export-pipeline")

@@ -216,6 +216,7 @@ class MotionPipeline:
         requests = self.understand(requests, rewrite, rewriter)
         ready: dict[int, Motion] = {}
         next_index = 0
+        drawn: dict[tuple, int] = {}  # (prompt, options, codes) -> the first sample that drew them
         for batch in _batches(requests, batch_size):
             chosen = [requests[i] for i in batch]
             features, mask = self.encode_text([r.conditioning_text for r in chosen])
@@ -223,7 +224,11 @@ class MotionPipeline:
             codes = self.sample(chosen, features, mask)
             decoded = self.make_consistent(self.decode(codes))
             for index, request, ids, motion in zip(batch, chosen, codes, decoded):
-                ready[index] = self.motion(request, ids, motion)
+                # A memorised model can be so sure of a prompt that other seeds draw the very same codes
+                # ("a person jumps", 3 samples: two identical); say so instead of handing out a copy silently.
+                first = drawn.setdefault((request.conditioning_text, request.sampling_key, tuple(ids)), index)
+                extra = {"same_as_request": first} if first != index else {}
+                ready[index] = self.motion(request, ids, motion, **extra)
             while next_index in ready:
                 yield ready.pop(next_index)
                 next_index += 1
