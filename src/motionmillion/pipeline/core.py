@@ -7,7 +7,7 @@
     for motion in pipe.run(plan): ...                      # what the command line and the server call
 
 A batch of motions goes: check inputs -> understand (rewrite, when asked) -> encode text -> coverage ->
-sample -> decode -> make consistent -> motions. Timelines, continuation and streaming
+sample -> decode -> make consistent -> ground (the hovering guard) -> motions. Timelines, continuation and streaming
 (:mod:`motionmillion.pipeline.timeline`) use the same stages around the same decode engine.
 """
 
@@ -224,10 +224,12 @@ class MotionPipeline:
             codes = self.sample(chosen, features, mask)
             decoded = self.make_consistent(self.decode(codes))
             for index, request, ids, motion in zip(batch, chosen, codes, decoded):
+                motion, extra = self.ground(motion)
                 # A memorised model can be so sure of a prompt that other seeds draw the very same codes
                 # ("a person jumps", 3 samples: two identical); say so instead of handing out a copy silently.
                 first = drawn.setdefault((request.conditioning_text, request.sampling_key, tuple(ids)), index)
-                extra = {"same_as_request": first} if first != index else {}
+                if first != index:
+                    extra["same_as_request"] = first
                 ready[index] = self.motion(request, ids, motion, **extra)
             while next_index in ready:
                 yield ready.pop(next_index)
@@ -303,6 +305,15 @@ class MotionPipeline:
         """One motion in every output: positions re-derived from the root and rotations on one rigid
         skeleton, so features, joints, BVH and video agree (float32); a batch's per-frame work done once."""
         return [f.astype(np.float32) for f in make_consistent_many(decoded, self.skeleton)]
+
+    def ground(self, features: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The last guard: stretches where the motion hovers above the floor (lowest foot above 10 cm for
+        more than 0.7 s) lowered onto it, and ``{"grounded": [...]}`` for the meta when any was (see
+        :mod:`motionmillion.postprocess.grounding`)."""
+        from motionmillion.postprocess.grounding import ground_hovering
+
+        grounded, report = ground_hovering(features, self.fps)
+        return grounded, ({"grounded": report} if report else {})
 
     def make_consistent_one(self, features: np.ndarray) -> np.ndarray:
         return make_consistent(features, self.skeleton).astype(np.float32)

@@ -45,8 +45,9 @@ def compose(pipe, plan: Plan) -> Motion:
     requests = _understood(pipe, plan)
     pairs = list(code_stream(pipe, requests, [], plan.context_seconds))
     codes = [code for _, code in pairs]
-    features = pipe.features(codes)
-    meta = {"seed": requests[0].seed, "segments": segment_ranges(pipe, requests, [owner for owner, _ in pairs])}
+    features, grounded = pipe.ground(pipe.features(codes))
+    meta = {"seed": requests[0].seed, "segments": segment_ranges(pipe, requests, [owner for owner, _ in pairs]),
+            **grounded}  # fmt: skip
     if plan.fix_feet:
         from motionmillion.postprocess import fix_foot_sliding
 
@@ -70,13 +71,13 @@ def continue_motion(pipe, plan: Plan) -> Iterator[Motion]:
     for request in _understood(pipe, plan):
         pairs = list(code_stream(pipe, [request], context, plan.context_seconds))
         codes = [code for _, code in pairs]
-        generated = pipe.features(context + codes)
+        generated, grounded = pipe.ground(pipe.features(context + codes))  # the given frames are left as they are
         blend = np.linspace(1.0, 0.0, window * fpt)[:, None]
         joined = blend * tail + (1 - blend) * generated[: window * fpt]
         features = np.concatenate([prefix.features[: start - window * fpt], joined,
                                    generated[window * fpt :]]).astype(np.float32)  # fmt: skip
         ranges = segment_ranges(pipe, [request], [owner for owner, _ in pairs], offset=start)
-        yield pipe.motion(request, codes, features, prefix_frames=start, segments=ranges)
+        yield pipe.motion(request, codes, features, prefix_frames=start, segments=ranges, **grounded)
 
 
 def stream(pipe, plan: Plan, chunk_seconds: float = 0.5) -> Iterator[MotionChunk]:
@@ -84,7 +85,8 @@ def stream(pipe, plan: Plan, chunk_seconds: float = 0.5) -> Iterator[MotionChunk
 
     The decoder is not causal (a frame depends on the codes up to ``decoder_reach`` tokens after it), so a
     frame is sent once those codes exist, decoded in a window that includes everything it depends on: the
-    chunks joined equal the whole motion for the same seed up to float rounding.
+    chunks joined equal the whole motion for the same seed up to float rounding. Frames are sent before
+    the motion ends, so the hovering guard (:meth:`MotionPipeline.ground`) cannot run on a stream.
     """
     if plan.kind == "continue" or (plan.kind == "motions" and len(plan.requests) != 1):
         raise PromptError("streaming makes one motion: one prompt with one sample, or a timeline")
