@@ -22,9 +22,9 @@ MM = 1e-3
 
 
 @pytest.fixture(scope="module")
-def fbx_files(tmp_path_factory, real_motions, generated_motions) -> dict[str, tuple[Motion, object]]:
+def fbx_files(tmp_path_factory, real_motions, generated_motions, more_generated_motions) -> dict[str, tuple[Motion, object]]:
     folder = tmp_path_factory.mktemp("fbx")
-    motions = {**real_motions, **generated_motions}
+    motions = {**real_motions, **generated_motions, **more_generated_motions}
     return {name: (motion, motion.to_fbx(folder / f"{name}.fbx")) for name, motion in motions.items()}
 
 
@@ -85,11 +85,11 @@ def test_rest_pose_is_the_t_pose_of_the_motions_skeleton(fbx_files, blender_read
 
 @needs_blender
 @pytest.mark.parametrize("rig", ["mixamo", "bandai", "cmu-daz"])
-def test_rig_fbx_plays_the_rig_bvh(generated_motions, rig, tmp_path):
+def test_rig_fbx_plays_the_rig_bvh(more_generated_motions, rig, tmp_path):
     """On a rig the FBX is the same movement as that rig's BVH (whose bone directions and feet
     tests/export/test_rigs.py measures): every joint within 1 mm, rig names kept."""
     pytest.importorskip("ufbx", reason="ufbx is not installed (pip install ufbx; the dev extra has it)")
-    motion = generated_motions["generated_2"]
+    motion = more_generated_motions["generated_2"]
     path = write_fbx(motion, tmp_path / f"{rig}.fbx", rig=rig)
     names, bvh_positions = read_positions_project(motion.to_bvh(tmp_path / f"{rig}.bvh", rig=rig))
     read = read_fbx_ufbx(path, names)
