@@ -63,7 +63,7 @@ CASES = [
     ("export {shape} --bvh {root}/o.bvh", 2, "expected (T, 272) features or (T, 22, 3) joints"),
     (f"export {WALK} --bvh {{root}}/o.bvh --rig nope", 2, "unknown rig 'nope'"),
     (f"export {WALK} --bvh {{root}}/o.bvh --unit-scale 0", 2, "unit_scale (file units per metre) must be positive"),
-    (f"export {WALK}", 2, "give at least one of --gltf, --bvh"),
+    (f"export {WALK}", 2, "give at least one of --gltf, --fbx, --bvh"),
     ("render {txt} -o {root}/o.mp4", 2, "unsupported motion file"),
     (f"render {WALK} -o {{root}}/o.mp4 --size 0", 2, "size must be 64-2048 pixels"),
     (f"render {WALK} -o {{root}}/o.mp4 --size 99999", 2, "size must be 64-2048 pixels"),

@@ -123,6 +123,8 @@ def generate_command(
     fix_feet: Annotated[bool, typer.Option("--fix-feet", help="Remove foot sliding (post-process).")] = False,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 files.")] = False,
     glb: Annotated[bool, typer.Option("--glb", help="Also write a .glb (a skinned mannequin playing the motion).")] = False,
+    fbx: Annotated[bool, typer.Option("--fbx", help="Also write a .fbx (the mannequin, by Blender run headless: "
+                   "needs `blender` on PATH).")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
     timeline: Annotated[Optional[str], typer.Option("--timeline", help="One motion from a sequence of prompts: a JSON "
                         "file or 'a person walks forward:3; a person bows:2' (PROMPT:SECONDS; ...).")] = None,
@@ -133,7 +135,7 @@ def generate_command(
     rewriter: Annotated[Optional[str], typer.Option("--rewriter", help="With --rewrite: a local Hugging Face causal LM "
                         "(path) instead of the model's caption bank, e.g. Llama-3.1-8B-Instruct.")] = None,
 ) -> None:
-    """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4, .json (and .glb)."""
+    """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4, .json (and .glb, .fbx)."""
     import time
 
     from tqdm.auto import tqdm
@@ -155,6 +157,10 @@ def generate_command(
     folder = OutputFolder(out, overwrite=overwrite)
     folder.check()
     device = check_device(device)
+    if fbx:  # before the weights load, not after the first motion
+        from motionmillion.export.fbx import require_blender
+
+        require_blender()
     plan = make_plan(ModelLimits.read(model), texts, seconds, num_samples, seed, timeline=segments,
                      prefix=continue_from, rewrite=rewrite, rewriter=rewriter, batch_size=batch_size, fix_feet=fix_feet,
                      guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p)  # fmt: skip
@@ -172,7 +178,7 @@ def generate_command(
             _say_duplicate(motion.meta, samples)
             stem = f"{index + 1:03d}_{file_stem(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
-                files = motion.save(out, stem, video=not no_video, gltf=glb)
+                files = motion.save(out, stem, video=not no_video, gltf=glb, fbx=fbx)
                 folder.add(*files.values())
                 written += 1
             except (ValueError, OSError, RuntimeError) as err:  # one bad sample must not stop a batch

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # export_readers.py, export_measure.py beside the tests
-from export_readers import GENERATED, REAL_CLIPS  # noqa: E402
+from export_readers import GENERATED, MORE_GENERATED, REAL_CLIPS  # noqa: E402
 
 from motionmillion.motion import Motion  # noqa: E402
 
@@ -22,3 +22,8 @@ def real_motions() -> dict[str, Motion]:
 @pytest.fixture(scope="session")
 def generated_motions() -> dict[str, Motion]:
     return {name: Motion(np.load(path).astype(np.float64), text=name) for name, path in GENERATED.items()}
+
+
+@pytest.fixture(scope="session")
+def more_generated_motions() -> dict[str, Motion]:
+    return {name: Motion(np.load(path).astype(np.float64), text=name) for name, path in MORE_GENERATED.items()}

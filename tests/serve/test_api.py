@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from motionmillion.export.fbx import find_blender
 from motionmillion.motion import Motion
 from motionmillion.motion.rig_mapping import load_bvh_joints
 from motionmillion.pipeline import GenerationRequest, ModelLimits, MotionPipeline, make_plan
@@ -63,6 +64,16 @@ def test_generate_returns_the_pipelines_motions_and_their_files(live, bundled_pi
     assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
     if "glb" in files:
         assert live.client.get(files["glb"]).content[:4] == b"glTF"
+    assert ("fbx" in files) == (find_blender() is not None)  # listed only where Blender can write it
+    if "fbx" in files:
+        fbx = live.client.get(files["fbx"])
+        assert fbx.status_code == 200 and fbx.content.startswith(b"Kaydara FBX Binary")
+
+
+def test_fbx_is_not_offered_without_blender(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONMILLION_BLENDER", str(tmp_path / "no-blender"))
+    store = MotionStore(tmp_path / "cache", max_bytes=2**20)
+    assert "fbx" not in store.formats and store.path("0" * 32, "fbx") is None
 
 
 def _events(live, body) -> list[tuple[str, dict]]:

@@ -131,6 +131,13 @@ class Motion:
 
         return write_gltf(self, path)
 
+    def to_fbx(self, path: str | Path, rig: str = "smpl") -> Path:
+        """FBX (.fbx) written by Blender run headless: the skinned mannequin on ``rig``'s skeleton (``smpl``,
+        ``mixamo``, ``bandai``, ``cmu``) in its rest pose, one take, centimetres (:mod:`motionmillion.export.fbx`)."""
+        from motionmillion.export.fbx import write_fbx
+
+        return write_fbx(self, path, rig=rig)
+
     def render(self, path: str | Path, **kwargs) -> Path:
         from motionmillion.render import render_motion
 
@@ -145,9 +152,10 @@ class Motion:
         bvh: bool = True,
         gltf: bool = False,
         overwrite: bool = False,
+        fbx: bool = False,
     ) -> dict[str, Path]:
         """Write ``<stem>.npy`` (272 features), ``<stem>_joints.npy``, ``<stem>.bvh``, ``<stem>.mp4``, a JSON
-        and, with ``gltf=True``, ``<stem>.glb``. ``stem`` defaults to the text as a file name ("motion"
+        and, with ``gltf=True``, ``<stem>.glb``, with ``fbx=True``, ``<stem>.fbx``. ``stem`` defaults to the text as a file name ("motion"
         without text). Files of that stem that exist are refused unless ``overwrite`` (then every old
         file of the stem goes, so no stale MP4 or BVH of another motion stays beside the new ones)."""
         from motionmillion.utils.io import atomic_save_npy, atomic_write_json
@@ -166,6 +174,8 @@ class Motion:
             written["bvh"] = self.to_bvh(folder / f"{stem}.bvh")
         if gltf:
             written["gltf"] = self.to_gltf(folder / f"{stem}.glb")
+        if fbx:
+            written["fbx"] = self.to_fbx(folder / f"{stem}.fbx")
         if video:
             written["video"] = self.render(folder / f"{stem}.mp4")
         written["json"] = folder / f"{stem}.json"
@@ -174,7 +184,7 @@ class Motion:
         return written
 
 
-STEM_SUFFIXES = (".npy", "_joints.npy", ".bvh", ".glb", ".mp4", ".json")  # what Motion.save writes
+STEM_SUFFIXES = (".npy", "_joints.npy", ".bvh", ".glb", ".fbx", ".mp4", ".json")  # what Motion.save writes
 
 
 def file_stem(text: str, limit: int = 40) -> str:

@@ -56,6 +56,7 @@ class MotionFiles(BaseModel):
     mp4: str
     json_: str = Field(alias="json")
     glb: str | None = None
+    fbx: str | None = Field(None, description="only where the server has Blender to write FBX")
 
 
 class MotionOut(BaseModel):

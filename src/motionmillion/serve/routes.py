@@ -8,7 +8,7 @@
     POST /v1/generate            JSON in, motions (joints + file URLs) out; concurrent requests are batched;
                                  ``segments`` instead of ``prompt`` makes one motion of a timeline
     POST /v1/generate/stream     the same as Server-Sent Events: start, chunk..., done (or error)
-    GET  /v1/motions/{id}.{fmt}  npy | json | bvh | mp4 (| glb): files of a generated motion
+    GET  /v1/motions/{id}.{fmt}  npy | json | bvh | mp4 | glb (| fbx where Blender is installed): files of a generated motion
 
 This module only routes: bodies are in :mod:`~motionmillion.serve.protocol`, checking, queueing, storing
 and the calls into the pipeline in :mod:`~motionmillion.serve.serving`. Every error is a JSON body

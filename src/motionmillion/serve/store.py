@@ -1,8 +1,8 @@
 """Generated motions on disk: a folder bounded in size, addressed by server-made ids only.
 
 Each motion is written once as ``<id>.npy`` (the 272 features) and ``<id>.json`` (prompt, seed, options);
-BVH, MP4 and glTF are made from them the first time somebody asks. When the folder grows past its budget
-the least recently used motions are deleted whole. A path never comes from a request: ``path()`` accepts
+BVH, MP4, glTF and (where Blender is installed) FBX are made from them the first time somebody asks. When
+the folder grows past its budget the least recently used motions are deleted whole. A path never comes from a request: ``path()`` accepts
 only ids this server can have made (32 hex digits) and a fixed set of extensions.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motionmillion.export.fbx import armature_motion, find_blender
 from motionmillion.motion import Motion
 from motionmillion.motion.kinematics import rotations_from_positions
 from motionmillion.motion.representation import encode_272
@@ -32,7 +33,7 @@ EAGER = ("npy", "json")  # written with the motion; the rest are derived on firs
 # that derive files read one motion at a time.
 _READING = threading.Lock()
 MEDIA_TYPES = {"npy": "application/octet-stream", "json": "application/json", "bvh": "text/plain; charset=utf-8",
-               "mp4": "video/mp4", "glb": "model/gltf-binary"}  # fmt: skip
+               "mp4": "video/mp4", "glb": "model/gltf-binary", "fbx": "application/octet-stream"}  # fmt: skip
 
 
 class MotionStore:
@@ -44,9 +45,9 @@ class MotionStore:
         self._lock = threading.Lock()
         self._sizes: OrderedDict[str, int] = OrderedDict()  # id -> bytes on disk, least recently used first
         self._render_locks: dict[tuple[str, str], threading.Lock] = {}
+        # FBX only where its writer, Blender, is installed: a format listed is a format served.
+        self.formats = EAGER + ("bvh", "mp4", "glb") + (("fbx",) if find_blender() else ())
         self._adopt_existing()
-
-    formats = EAGER + ("bvh", "mp4", "glb")
 
     def _adopt_existing(self) -> None:
         """Keep the motions a previous run left in a --cache-dir, oldest first."""
@@ -118,6 +119,8 @@ class MotionStore:
         elif fmt == "glb":
             with atomic_path(path) as tmp:
                 motion.to_gltf(tmp)
+        elif fmt == "fbx":
+            motion.to_fbx(path)  # atomic already (Blender writes in a scratch folder)
 
 
 def warm_up_writers() -> None:
@@ -130,6 +133,9 @@ def warm_up_writers() -> None:
     try:
         motion_id = scratch.add(still, {"prompt": still.text, "fps": FPS})
         for fmt in scratch.formats:
-            scratch.path(motion_id, fmt)
+            if fmt == "fbx":  # only this process's part: Blender is another program, started per file
+                armature_motion(still)
+            else:
+                scratch.path(motion_id, fmt)
     finally:
         scratch.close()

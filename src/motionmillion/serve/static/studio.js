@@ -279,7 +279,7 @@ function renderSegmentBar(motion) {
 function showDownloads(motion) {
   const links = $("download-links");
   links.replaceChildren();
-  const labels = { bvh: "BVH", npy: "NPY", mp4: "MP4", glb: "glTF", json: "JSON" };
+  const labels = { bvh: "BVH", npy: "NPY", mp4: "MP4", glb: "glTF", fbx: "FBX", json: "JSON" };
   for (const [fmt, label] of Object.entries(labels)) {
     if (!motion.files[fmt]) continue;
     const a = document.createElement("a");
@@ -288,6 +288,7 @@ function showDownloads(motion) {
     a.textContent = label;
     a.dataset.format = fmt;
     if (fmt === "mp4") a.title = "rendered on first download (a few seconds)";
+    if (fmt === "fbx") a.title = "written by Blender on first download (a few seconds)";
     links.appendChild(a);
   }
   $("downloads").hidden = false;
