@@ -610,6 +610,47 @@ def check_path(path, seconds: float):
     return points
 
 
+def read_keyframes(path: str | Path) -> list[Keyframe]:
+    """Keyframes from a JSON file: ``[{"time": 2.0, "joints": [[x, y, z], ... 22]}, {"time": 3.0, "joints":
+    {"right_wrist": [x, y, z]}}]`` or ``{"keyframes": [...]}``; the values are checked by :func:`check_keyframes`."""
+    data = _read_json(Path(path), "keyframes", "keyframe")
+    if isinstance(data, dict):
+        data = data.get("keyframes")
+    if not isinstance(data, list):
+        raise PromptError(f"{path}: expected a list of keyframes or {{\"keyframes\": [...]}}")
+    keyframes = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or set(item) != {"time", "joints"}:
+            raise PromptError(f"{path}: keyframe {i} must be an object with exactly time and joints")
+        keyframes.append(Keyframe(item["time"], item["joints"]))
+    return keyframes
+
+
+def read_path(spec: str | Path) -> list:
+    """A root path from a JSON file (``[[t, x, z], ...]`` or ``{"path": [...]}``) or the short form
+    ``"t,x,z; t,x,z"``; :func:`check_path` checks the values."""
+    text = str(spec)
+    if not text.lower().endswith(".json") and not _is_file(Path(text)):
+        return parse_path(text)
+    data = _read_json(Path(text), "path", "path")
+    if isinstance(data, dict):
+        data = data.get("path")
+    if not isinstance(data, list):
+        raise PromptError(f"{text}: expected a list of [t, x, z] points or {{\"path\": [...]}}")
+    return data
+
+
+def _read_json(path: Path, option: str, what: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PromptError(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PromptError(f"{path}: cannot read the {option} ({err})") from None
+    except json.JSONDecodeError as err:
+        raise PromptError(f"{path}: not valid JSON ({err})") from None
+
+
 def parse_path(text: str) -> list[tuple[float, float, float]]:
     """``"t,x,z; t,x,z"`` -> [(t, x, z), ...]; a .json file (a list of [t, x, z]) is read by the caller."""
     points = []
