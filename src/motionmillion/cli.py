@@ -212,31 +212,29 @@ def _say_understood(meta: dict, rewrite: bool) -> None:
             typer.echo(f"warning: prompt {line}: {meta[key]}", err=True)
 
 
+# Options of the commands that make one motion from given motions (inbetween, edit).
+_Out = Annotated[Path, typer.Option("--out", help="Output folder (must be new or empty, or use --overwrite).")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the files of an earlier run in --out.")]
+_Seed = Annotated[Optional[int], typer.Option(help="Seed; default: random, printed.")]
+_Model = Annotated[Optional[Path], typer.Option("--model", help="Pipeline folder; default: the bundled model.")]
+_Device = Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")]
+_NoVideo = Annotated[bool, typer.Option("--no-video", help="Skip the MP4 file.")]
+_Glb = Annotated[bool, typer.Option("--glb", help="Also write a .glb.")]
+
+
 @app.command("inbetween")
 def inbetween_command(
     before: Annotated[Path, typer.Argument(help="The motion before the gap (.npy 272 features or joints, .bvh).")],
     after: Annotated[Path, typer.Argument(help="The motion after the gap; both stay where they stand in the world.")],
     seconds: Annotated[float, typer.Option(help="How long the new motion between them lasts.")],
     prompt: Annotated[Optional[str], typer.Option(help="What happens in between; default: a person walks.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (must be new or empty, or use --overwrite).")] = Path("generated"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the files of an earlier run in --out.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Seed; default: random, printed.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Pipeline folder; default: the bundled model.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 file.")] = False,
-    glb: Annotated[bool, typer.Option("--glb", help="Also write a .glb.")] = False,
+    out: _Out = Path("generated"), overwrite: _Overwrite = False, seed: _Seed = None, model: _Model = None,
+    device: _Device = None, no_video: _NoVideo = False, glb: _Glb = False,
 ) -> None:
     """One motion: BEFORE, SECONDS of new motion, then AFTER (the files of generate; the .json's "generated" is
     the new frame range)."""
-    from motionmillion.pipeline import ModelLimits, make_plan
-    from motionmillion.pipeline.requests import check_device
-    from motionmillion.utils.output_folder import OutputFolder
-
-    folder = OutputFolder(out, overwrite=overwrite)
-    folder.check()
-    device = check_device(device)
-    plan = make_plan(ModelLimits.read(model), prompt or "a person walks", seconds, seed=seed, prefix=before, after=after)
-    write_motions(plan, model, device, folder, out, not no_video, glb)
+    _write_one(out, overwrite, model, device, not no_video, glb, prompt or "a person walks", seconds, seed=seed,
+               prefix=before, after=after)  # fmt: skip
 
 
 @app.command("edit")
@@ -247,16 +245,17 @@ def edit_command(
     end: Annotated[Optional[float], typer.Option(help="Second where the kept motion resumes; default: the end.")] = None,
     body: Annotated[Optional[str], typer.Option(help="Regenerate only this half: upper or lower (the root and the "
                     "other half are kept).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (must be new or empty, or use --overwrite).")] = Path("generated"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the files of an earlier run in --out.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Seed; default: random, printed.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Pipeline folder; default: the bundled model.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")] = None,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Skip the MP4 file.")] = False,
-    glb: Annotated[bool, typer.Option("--glb", help="Also write a .glb.")] = False,
+    out: _Out = Path("generated"), overwrite: _Overwrite = False, seed: _Seed = None, model: _Model = None,
+    device: _Device = None, no_video: _NoVideo = False, glb: _Glb = False,
 ) -> None:
     """MOTION with frames [start, end) and/or one half of the body regenerated from --prompt, every other frame
     (and joint) kept; writes the files of generate."""
+    _write_one(out, overwrite, model, device, not no_video, glb, prompt, seed=seed, edit=motion, start=start, end=end,
+               body=body)  # fmt: skip
+
+
+def _write_one(out: Path, overwrite: bool, model, device, video: bool, glb: bool, *plan_args, **plan_options) -> None:
+    """Check the output folder and the plan (no weights loaded yet), then make and write the motion."""
     from motionmillion.pipeline import ModelLimits, make_plan
     from motionmillion.pipeline.requests import check_device
     from motionmillion.utils.output_folder import OutputFolder
@@ -264,8 +263,8 @@ def edit_command(
     folder = OutputFolder(out, overwrite=overwrite)
     folder.check()
     device = check_device(device)
-    plan = make_plan(ModelLimits.read(model), prompt, seed=seed, edit=motion, start=start, end=end, body=body)
-    write_motions(plan, model, device, folder, out, not no_video, glb)
+    plan = make_plan(ModelLimits.read(model), *plan_args, **plan_options)
+    write_motions(plan, model, device, folder, out, video, glb)
 
 
 @app.command("export-pipeline")

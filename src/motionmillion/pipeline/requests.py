@@ -613,7 +613,7 @@ def check_path(path, seconds: float):
 def read_keyframes(path: str | Path) -> list[Keyframe]:
     """Keyframes from a JSON file: ``[{"time": 2.0, "joints": [[x, y, z], ... 22]}, {"time": 3.0, "joints":
     {"right_wrist": [x, y, z]}}]`` or ``{"keyframes": [...]}``; the values are checked by :func:`check_keyframes`."""
-    data = _read_json(Path(path), "keyframes", "keyframe")
+    data = _read_json(Path(path), "keyframe")
     if isinstance(data, dict):
         data = data.get("keyframes")
     if not isinstance(data, list):
@@ -632,7 +632,7 @@ def read_path(spec: str | Path) -> list:
     text = str(spec)
     if not text.lower().endswith(".json") and not _is_file(Path(text)):
         return parse_path(text)
-    data = _read_json(Path(text), "path", "path")
+    data = _read_json(Path(text), "path")
     if isinstance(data, dict):
         data = data.get("path")
     if not isinstance(data, list):
@@ -640,15 +640,16 @@ def read_path(spec: str | Path) -> list:
     return data
 
 
-def _read_json(path: Path, option: str, what: str):
+def _read_json(path: Path, what: str, missing: str = "", error: type[PromptError] = PromptError):
+    """The JSON value of a request file (a timeline, keyframes, a path); ``error`` names the file and problem."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PromptError(f"{path}: no such {what} file") from None
+        raise error(f"{path}: no such {what} file{missing}") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise PromptError(f"{path}: cannot read the {option} ({err})") from None
+        raise error(f"{path}: cannot read the {what} ({err})") from None
     except json.JSONDecodeError as err:
-        raise PromptError(f"{path}: not valid JSON ({err})") from None
+        raise error(f"{path}: not valid JSON ({err})") from None
 
 
 def parse_path(text: str) -> list[tuple[float, float, float]]:
@@ -763,14 +764,7 @@ def parse_short_timeline(text: str) -> list[dict]:
 
 def _read_timeline_json(path: Path) -> list[dict]:
     """``[{"prompt": ..., "seconds": ...}, ...]`` or ``{"segments": [...]}``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TimelineError(f"{path}: no such timeline file (or write the short form PROMPT:SECONDS; ...)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise TimelineError(f"{path}: cannot read the timeline ({err})") from None
-    except json.JSONDecodeError as err:
-        raise TimelineError(f"{path}: not valid JSON ({err})") from None
+    data = _read_json(path, "timeline", " (or write the short form PROMPT:SECONDS; ...)", TimelineError)
     if isinstance(data, dict):
         data = data.get("segments")
     if not isinstance(data, list):
