@@ -9,8 +9,8 @@ __all__ = ["Motion", "__version__"]
 
 def __getattr__(name: str):
     # The pipeline pulls in torch and transformers; import it only when asked for.
-    if name == "MotionPipeline":
-        from motionmillion.pipeline import MotionPipeline
+    if name in ("MotionPipeline", "Keyframe"):
+        import motionmillion.pipeline as pipeline
 
-        return MotionPipeline
+        return getattr(pipeline, name)
     raise AttributeError(name)

@@ -5,7 +5,7 @@
     generator train | convert-paper              text -> tokens prefix-LM
     evaluator train                              TMR-style text/motion evaluator
     eval tokenizer | generator | prompts
-    generate | export-pipeline                   cross-stage: text -> motion files, pipeline folders
+    generate | inbetween | edit | export-pipeline   cross-stage: text (and motions) -> motion files, pipeline folders
     postprocess | render | export                clean-up and files people use
 
 Heavy libraries (torch, transformers) are imported inside the commands, so ``--help`` is instant.
@@ -134,16 +134,14 @@ def generate_command(
                        "(and estimate its duration) before generating.")] = False,
     rewriter: Annotated[Optional[str], typer.Option("--rewriter", help="With --rewrite: a local Hugging Face causal LM "
                         "(path) instead of the model's caption bank, e.g. Llama-3.1-8B-Instruct.")] = None,
+    keyframes: Annotated[Optional[Path], typer.Option("--keyframes", help="Poses to reach: a JSON file of "
+                         "[{\"time\": s, \"joints\": 22 x [x, y, z] or {\"right_wrist\": [x, y, z]}}] (metres, world).")] = None,
+    path: Annotated[Optional[str], typer.Option("--path", help="Pelvis path to follow: a JSON file of [[t, x, z], ...] "
+                    "or 't,x,z; t,x,z' (seconds, metres).")] = None,
 ) -> None:
     """Generate motions from text: per sample a .npy (272 features), _joints.npy, .bvh, .mp4, .json (and .glb, .fbx)."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from motionmillion.errors import Failure
-    from motionmillion.motion.motion import file_stem
-    from motionmillion.pipeline import ModelLimits, MotionPipeline, make_plan, read_timeline
-    from motionmillion.pipeline.requests import check_device
+    from motionmillion.pipeline import ModelLimits, make_plan, read_timeline
+    from motionmillion.pipeline.requests import check_device, read_keyframes, read_path
     from motionmillion.utils.output_folder import OutputFolder
 
     # Everything that needs no weights is checked before loading them (the limits come from config.json).
@@ -163,9 +161,27 @@ def generate_command(
         require_blender()
     plan = make_plan(ModelLimits.read(model), texts, seconds, num_samples, seed, timeline=segments,
                      prefix=continue_from, rewrite=rewrite, rewriter=rewriter, batch_size=batch_size, fix_feet=fix_feet,
-                     guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p)  # fmt: skip
-    pipe = MotionPipeline.from_pretrained(model, device=device)
+                     guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p,
+                     keyframes=read_keyframes(keyframes) if keyframes is not None else None,
+                     path=read_path(path) if path is not None else None)  # fmt: skip
+    prompts_count = 1 if plan.kind == "timeline" else len(texts)
+    write_motions(plan, model, device, folder, out, not no_video, glb, rewrite,
+                  f"{prompts_count} prompt(s) x {num_samples} sample(s)", fbx=fbx)
 
+
+def write_motions(plan, model, device, folder, out: Path, video: bool, glb: bool, rewrite: bool = False,
+                  what: str = "1 motion", fbx: bool = False) -> None:
+    """Load the pipeline, carry out ``plan`` and write each motion's files into ``out`` (the files of
+    ``Motion.save``), one summary line; a motion that cannot be written is listed and the command fails."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from motionmillion.errors import Failure
+    from motionmillion.motion.motion import file_stem
+    from motionmillion.pipeline import MotionPipeline
+
+    pipe = MotionPipeline.from_pretrained(model, device=device)
     started = time.time()
     failures: list[tuple[int, str, str]] = []
     written = 0
@@ -178,15 +194,14 @@ def generate_command(
             _say_duplicate(motion.meta, samples)
             stem = f"{index + 1:03d}_{file_stem(motion.text)}_s{motion.meta.get('sample_index', 0)}"
             try:
-                files = motion.save(out, stem, video=not no_video, gltf=glb, fbx=fbx)
+                files = motion.save(out, stem, video=video, gltf=glb, fbx=fbx)
                 folder.add(*files.values())
                 written += 1
             except (ValueError, OSError, RuntimeError) as err:  # one bad sample must not stop a batch
                 failures.append((index + 1, motion.text, one_line(err)))
             bar.update(1)
-    prompts_count = 1 if plan.kind == "timeline" else len(texts)
-    typer.echo(f"{written} motion(s) written to {out} in {time.time() - started:.1f} s "
-               f"({prompts_count} prompt(s) x {num_samples} sample(s), seed {plan.seed})", err=True)  # fmt: skip
+    typer.echo(f"{written} motion(s) written to {out} in {time.time() - started:.1f} s ({what}, seed {plan.seed})",
+               err=True)  # fmt: skip
     if failures:
         for line, text, error in failures:
             typer.echo(f"  prompt {line} ({text[:50]!r}): {error}", err=True)
@@ -211,6 +226,61 @@ def _say_duplicate(meta: dict, index_of_request: dict[int, int]) -> None:
         typer.echo(f"warning: prompt {meta.get('prompt_index', 0) + 1}: sample {meta.get('sample_index', 0)} is the "
                    f"same motion as sample {index_of_request.get(meta['same_as_request'], '?')}: the model is nearly "
                    "certain of this prompt (it memorised its training clips), other seeds draw the same", err=True)  # fmt: skip
+
+
+# Options of the commands that make one motion from given motions (inbetween, edit).
+_Out = Annotated[Path, typer.Option("--out", help="Output folder (must be new or empty, or use --overwrite).")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the files of an earlier run in --out.")]
+_Seed = Annotated[Optional[int], typer.Option(help="Seed; default: random, printed.")]
+_Model = Annotated[Optional[Path], typer.Option("--model", help="Pipeline folder; default: the bundled model.")]
+_Device = Annotated[Optional[str], typer.Option(help="cpu or cuda; default: cuda when available.")]
+_NoVideo = Annotated[bool, typer.Option("--no-video", help="Skip the MP4 file.")]
+_Glb = Annotated[bool, typer.Option("--glb", help="Also write a .glb.")]
+
+
+@app.command("inbetween")
+def inbetween_command(
+    before: Annotated[Path, typer.Argument(help="The motion before the gap (.npy 272 features or joints, .bvh).")],
+    after: Annotated[Path, typer.Argument(help="The motion after the gap; both stay where they stand in the world.")],
+    seconds: Annotated[float, typer.Option(help="How long the new motion between them lasts.")],
+    prompt: Annotated[Optional[str], typer.Option(help="What happens in between; default: a person walks.")] = None,
+    out: _Out = Path("generated"), overwrite: _Overwrite = False, seed: _Seed = None, model: _Model = None,
+    device: _Device = None, no_video: _NoVideo = False, glb: _Glb = False,
+) -> None:
+    """One motion: BEFORE, SECONDS of new motion, then AFTER (the files of generate; the .json's "generated" is
+    the new frame range)."""
+    _write_one(out, overwrite, model, device, not no_video, glb, prompt or "a person walks", seconds, seed=seed,
+               prefix=before, after=after)  # fmt: skip
+
+
+@app.command("edit")
+def edit_command(
+    motion: Annotated[Path, typer.Argument(help="The motion to edit (.npy 272 features or joints, .bvh).")],
+    prompt: Annotated[str, typer.Option(help="What the edited part does.")],
+    start: Annotated[Optional[float], typer.Option(help="First second to regenerate; default: 0.")] = None,
+    end: Annotated[Optional[float], typer.Option(help="Second where the kept motion resumes; default: the end.")] = None,
+    body: Annotated[Optional[str], typer.Option(help="Regenerate only this half: upper or lower (the root and the "
+                    "other half are kept).")] = None,
+    out: _Out = Path("generated"), overwrite: _Overwrite = False, seed: _Seed = None, model: _Model = None,
+    device: _Device = None, no_video: _NoVideo = False, glb: _Glb = False,
+) -> None:
+    """MOTION with frames [start, end) and/or one half of the body regenerated from --prompt, every other frame
+    (and joint) kept; writes the files of generate."""
+    _write_one(out, overwrite, model, device, not no_video, glb, prompt, seed=seed, edit=motion, start=start, end=end,
+               body=body)  # fmt: skip
+
+
+def _write_one(out: Path, overwrite: bool, model, device, video: bool, glb: bool, *plan_args, **plan_options) -> None:
+    """Check the output folder and the plan (no weights loaded yet), then make and write the motion."""
+    from motionmillion.pipeline import ModelLimits, make_plan
+    from motionmillion.pipeline.requests import check_device
+    from motionmillion.utils.output_folder import OutputFolder
+
+    folder = OutputFolder(out, overwrite=overwrite)
+    folder.check()
+    device = check_device(device)
+    plan = make_plan(ModelLimits.read(model), *plan_args, **plan_options)
+    write_motions(plan, model, device, folder, out, video, glb)
 
 
 @app.command("export-pipeline")

@@ -6,6 +6,7 @@
     core.py           MotionPipeline: plan/run and the stages (check -> understand -> encode text -> sample
                       -> decode -> make consistent -> motions)
     timeline.py       timelines, continuation, streaming and smooth seams
+    control.py        keyframes, root paths, in-betweening and edits (carried out; checked in requests.py)
 
 The command line and the server build a :class:`Plan` (``make_plan`` checks it before any model loads) and
 call ``pipe.run(plan)``; they never rebuild the flow.
@@ -21,6 +22,7 @@ from motionmillion.pipeline.requests import (
     MIN_SECONDS,
     TIMELINE_OPTIONS,
     GenerationRequest,
+    Keyframe,
     ModelLimits,
     Plan,
     PromptError,
@@ -32,6 +34,6 @@ from motionmillion.pipeline.timeline import MotionChunk
 
 __all__ = [
     "CONTEXT_SECONDS", "CONTINUE_SECONDS", "MAX_FRAMES", "MAX_TIMELINE_SECONDS", "MIN_SECONDS", "TIMELINE_OPTIONS",
-    "GenerationRequest", "ModelLimits", "MotionChunk", "MotionPipeline", "PipelineError", "Plan", "PromptError",
+    "GenerationRequest", "Keyframe", "ModelLimits", "MotionChunk", "MotionPipeline", "PipelineError", "Plan", "PromptError",
     "TimelineError", "build_pipeline_folder", "default_model_path", "make_plan", "read_timeline",
 ]  # fmt: skip

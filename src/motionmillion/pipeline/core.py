@@ -21,6 +21,7 @@ import numpy as np
 
 from motionmillion.motion import FPS, Motion, Normalizer
 from motionmillion.motion.consistency import make_consistent, make_consistent_many
+import motionmillion.pipeline.control as control
 import motionmillion.pipeline.loading as loading
 import motionmillion.pipeline.timeline as timelines
 from motionmillion.pipeline.loading import PipelineError
@@ -128,6 +129,8 @@ class MotionPipeline:
         prefix=None,
         rewrite: bool = False,
         rewriter: str | None = None,
+        keyframes: Sequence | None = None,
+        path=None,
     ) -> list[Motion]:
         """Motions for every prompt, prompt-major: [p0 s0, p0 s1, ..., p1 s0, ...].
 
@@ -140,11 +143,31 @@ class MotionPipeline:
         rewrite: first rewrite each prompt into the training captions' wording (and estimate its duration when
         ``seconds`` is None) with the caption bank, or with ``rewriter``, a local causal LM (path); see
         :mod:`motionmillion.pipeline.understanding`. Every motion's meta has "coverage" and "understood_as".
+        keyframes: :class:`~motionmillion.pipeline.requests.Keyframe` poses to reach; path: (time s, x, z) points
+        of the pelvis to follow (both need ``seconds``; :mod:`motionmillion.pipeline.control`); meta then has
+        "keyframe_errors" and "path_error".
         """
         plan = self.plan(prompts, seconds, num_samples, seed, prefix=prefix, rewrite=rewrite, rewriter=rewriter,
                          batch_size=batch_size, fix_feet=fix_feet, guidance=guidance, temperature=temperature,
-                         top_k=top_k, top_p=top_p)  # fmt: skip
+                         top_k=top_k, top_p=top_p, keyframes=keyframes, path=path)  # fmt: skip
         return list(self.run(plan))
+
+    def inbetween(self, before, after, seconds: float, prompt: str | None = None, seed: int | None = None,
+                  **options) -> Motion:  # fmt: skip
+        """One motion: ``before``, ``seconds`` of new motion for ``prompt`` (default: the text of ``before``, else
+        "a person walks"), then ``after``, both kept where they stand in the world (Motions or .npy/.bvh files);
+        ``meta["generated"]`` is the new frame range. ``options``: sampling options, num_samples."""
+        prompt = prompt if prompt is not None else getattr(before, "text", "") or "a person walks"
+        plan = self.plan(prompt, seconds, seed=seed, prefix=before, after=after, **options)
+        return next(self.run(plan))
+
+    def edit(self, motion, prompt: str, start: float | None = None, end: float | None = None, body: str | None = None,
+             seed: int | None = None, **options) -> Motion:  # fmt: skip
+        """``motion`` with frames [start, end) (seconds) regenerated for ``prompt`` and joined smoothly, every
+        frame outside kept; or, with ``body="upper"|"lower"``, only that half of the body (in [start, end) when
+        given), the root and the other half kept."""
+        plan = self.plan(prompt, seed=seed, edit=motion, start=start, end=end, body=body, **options)
+        return next(self.run(plan))
 
     def plan(self, prompts=None, seconds=None, num_samples: int = 1, seed: int | None = None, **kwargs) -> Plan:
         """A checked job (see :func:`~motionmillion.pipeline.requests.make_plan`); PromptError if unusable."""
@@ -156,6 +179,8 @@ class MotionPipeline:
             yield timelines.compose(self, plan)
         elif plan.kind == "continue":
             yield from timelines.continue_motion(self, plan)
+        elif plan.control is not None:  # keyframes, paths, in-betweening, edits
+            yield from control.run(self, plan)
         else:
             yield from self.generate(plan.requests, plan.batch_size, plan.rewrite, plan.rewriter)
 

@@ -181,8 +181,7 @@ def smoothest_start(pipe, history: list[int], draw, seed: int) -> tuple[Iterator
     fpt, reach = pipe.frames_per_token, pipe.decoder_reach
     before = history[len(history) - min(len(history), reach) :]
     best = None
-    for k in range(SEAM_CANDIDATES):
-        candidate_seed = (seed + k * SEAM_SEED_STRIDE) % 2**63
+    for candidate_seed in candidate_seeds(seed, SEAM_CANDIDATES):
         codes = draw(candidate_seed)
         head = list(itertools.islice(codes, SEAM_TOKENS))
         steps = joint_steps(decode_joints(pipe.decode([before + head])[0]))  # (frames - 1,)
@@ -194,6 +193,12 @@ def smoothest_start(pipe, history: list[int], draw, seed: int) -> tuple[Iterator
         if best is None or score < best[0]:
             best = (score, candidate_seed, codes, head)
     return best[2], best[3]
+
+
+def candidate_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of ``count`` candidates of one request: its own seed first, then seeds derived from it (the
+    same seed gives the same candidates, so the same choice)."""
+    return [(seed + k * SEAM_SEED_STRIDE) % 2**63 for k in range(count)]
 
 
 def segment_budgets(pipe, requests: list[GenerationRequest]) -> list[tuple[int, int, int | None]]:

@@ -6,7 +6,6 @@ from the front-right, the body framed. One Blender start for many files keeps th
 """
 
 import json
-import math
 import sys
 
 import bpy
