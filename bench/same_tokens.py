@@ -5,7 +5,8 @@
 
 20 prompts x 5 seeds through each path: a single motion (4 s), a timeline (3 s + 2 s), a continuation
 (2 s after a fixed 3 s motion) and a stream (4 s, chunks joined). Equal features mean equal tokens (the
-decoder is deterministic); the JSON says how many motions differ per path and by how much.
+decoder is deterministic); the JSON says how many motions differ per path and by how much, and how many
+of those the hovering guard lowered (a post-process after the tokens: streams are never lowered).
 Only the public API is used, so the same script runs on old and new code.
 """
 
@@ -28,6 +29,16 @@ PROMPTS = [
 SEEDS = [0, 1, 2, 3, 4]
 
 
+def _not_heights() -> np.ndarray:
+    from motionmillion.motion.representation import FEATURE_DIM, POSITIONS, VELOCITIES
+
+    heights = np.r_[POSITIONS.start + 1 : POSITIONS.stop : 3, VELOCITIES.start + 1 : VELOCITIES.stop : 3]
+    return np.setdiff1d(np.arange(FEATURE_DIM), heights)
+
+
+NOT_HEIGHTS = _not_heights()  # every feature column but the joints' heights and vertical velocities
+
+
 def run_all() -> dict[str, np.ndarray]:
     from motionmillion import MotionPipeline
 
@@ -38,10 +49,13 @@ def run_all() -> dict[str, np.ndarray]:
     for i, prompt in enumerate(PROMPTS):
         for seed in SEEDS:
             key = f"{i:02d}_{seed}"
-            out[f"single/{key}"] = pipe(prompt, seconds=4.0, seed=seed)[0].features
             nxt = PROMPTS[(i + 1) % len(PROMPTS)]
-            out[f"timeline/{key}"] = pipe.compose([(prompt, 3.0), (nxt, 2.0)], seed=seed).features
-            out[f"continuation/{key}"] = pipe(prompt, seconds=2.0, seed=seed, prefix=prefix)[0].features
+            for path, motion in (("single", pipe(prompt, seconds=4.0, seed=seed)[0]),
+                                 ("timeline", pipe.compose([(prompt, 3.0), (nxt, 2.0)], seed=seed)),
+                                 ("continuation", pipe(prompt, seconds=2.0, seed=seed, prefix=prefix)[0])):  # fmt: skip
+                out[f"{path}/{key}"] = motion.features
+                if motion.meta.get("grounded"):  # lowered by the hovering guard (code after session 7)
+                    out[f"grounded/{path}/{key}"] = np.array(True)
             chunks = [c.features for c in pipe.stream(prompt, seconds=4.0, seed=seed)]
             out[f"stream/{key}"] = np.concatenate(chunks)
     return out
@@ -55,8 +69,14 @@ def compare(new: dict, old: dict) -> dict:
                   or np.abs(new[k] - old[k]).max() > 1e-4]  # fmt: skip
         worst = max((float(np.abs(new[k] - old[k]).max()) for k in keys if k in new and new[k].shape == old[k].shape),
                     default=0.0)  # fmt: skip
-        report[path] = {"motions": len(keys), "differ": len(differ), "max_abs_diff_of_same_shape": worst,
-                        "first_differing": differ[:5]}  # fmt: skip
+        grounded = [k for k in differ if f"grounded/{k}" in new]
+        # The guard only lowers a motion: its tokens are the same when nothing but heights differs.
+        beyond_heights = [k for k in differ if k in new and new[k].shape == old[k].shape
+                          and np.abs(new[k][:, NOT_HEIGHTS] - old[k][:, NOT_HEIGHTS]).max() > 1e-6]  # fmt: skip
+        report[path] = {"motions": len(keys), "differ": len(differ), "differ_and_grounded_by_the_guard": len(grounded),
+                        "differ_beyond_heights_or_length": len(beyond_heights) + sum(
+                            k not in new or new[k].shape != old[k].shape for k in differ),
+                        "max_abs_diff_of_same_shape": worst, "first_differing": differ[:5]}  # fmt: skip
     return report
 
 
